@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef MIRRORFS_FS_H
+#define MIRRORFS_FS_H
+
+#include <stdbool.h>
+
+/*
+ * The FUSE layer. fs_mount_run() does the whole life of a mount: validates
+ * the arguments, opens the journal of `backing` (adopting the tree on first
+ * use, printing progress on a terminal), mounts `mountpoint`, daemonizes
+ * unless `foreground`, serves requests until unmounted or signalled, then
+ * closes the journal cleanly. Errors that happen before daemonizing are
+ * printed to stderr as one line "mirrorfs: cannot mount 'X': why" and
+ * returned.
+ *
+ * Returns 0 after a clean unmount, 1 on failure, 2 on bad usage.
+ */
+struct fs_mount_opts {
+	const char *backing;      /* backing directory (any path; resolved) */
+	const char *mountpoint;   /* mount point (any path; resolved) */
+	bool foreground;          /* -f */
+	bool debug;               /* -d: FUSE debug output, implies foreground */
+	bool read_only;           /* -o ro / --read-only */
+	const char *fuse_opts;    /* -o list, comma separated, may be NULL */
+};
+
+int fs_mount_run(const struct fs_mount_opts *opts);
+
+#endif /* MIRRORFS_FS_H */

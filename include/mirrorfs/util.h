@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef MIRRORFS_UTIL_H
+#define MIRRORFS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+/* CLOCK_REALTIME in nanoseconds since the epoch. */
+int64_t util_now_ns(void);
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t util_mono_ns(void);
+
+/*
+ * A snapshot or directory-entry name is valid when it is 1..255 bytes,
+ * holds no '/' and no NUL, and is not "." or "..".
+ * Returns 0, -EINVAL or -ENAMETOOLONG.
+ */
+int util_check_name(const char *name);
+
+/* Full-length I/O that retries on EINTR and short counts. -errno on error. */
+int util_write_all(int fd, const void *buf, size_t len);
+int util_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* Returns bytes read (short only at EOF) or -errno. */
+ssize_t util_read_all(int fd, void *buf, size_t len);
+ssize_t util_pread_all(int fd, void *buf, size_t len, off_t off);
+
+/* RFC 4122 version 4 UUID as 36 characters + NUL, from getrandom(). */
+int util_uuid_new(char ret[37]);
+
+/* Cleanup helpers (systemd style); use either these or goto out, not both. */
+static inline void util_freep(void *p) { free(*(void **)p); }
+static inline void util_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+#define _cleanup_free_ __attribute__((cleanup(util_freep)))
+#define _cleanup_close_ __attribute__((cleanup(util_closep)))
+
+#define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UTIL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define UTIL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif /* MIRRORFS_UTIL_H */
