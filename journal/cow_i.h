@@ -3,31 +3,42 @@
 #define MIRRORFS_JOURNAL_COW_I_H
 
 /*
- * Copy-on-write hooks, private to the journal module. Every mutation in
- * mutate.c calls the matching hook after taking j->mut_lock (shared) and
- * before its backing syscall. A hook preserves, for the snapshots that
- * still see the object, whatever the syscall is about to destroy: old
- * chunk contents, old attributes and xattrs, or the whole object when its
- * last link goes. When no snapshot sees the object the hooks return 0 at
- * once (one comparison, no lock).
+ * Copy-on-write hooks, private to the journal module (docs/SNAPSHOTS.md).
+ * Every mutation in mutate.c calls the matching hook after taking
+ * j->mut_lock (shared) and before its backing syscall. A hook preserves, for
+ * the snapshots that still see the object, whatever the syscall is about to
+ * destroy: old chunk contents, old attributes and xattrs, or the whole
+ * object when its last link goes. When no snapshot sees the object the
+ * hooks return 0 at once (one atomic load).
  *
- * A hook that fails (e.g. -ENOSPC while copying) must leave nothing
+ * A hook that fails (e.g. -ENOSPC while copying) leaves nothing
  * half-preserved, and the mutation must then fail with that error without
  * touching the backing tree.
+ *
+ * Lock order: j->mut_lock > j->cow_stripe[] > j->wconn_lock (journal_i.h).
  */
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 struct journal;
 struct jobj;
+struct jconn;
+
+#define COW_STRIPES 64
+#define COW_XATTR_MAX (256 * 1024)   /* all xattrs of one object, preserved */
 
 /* Per-object copy-on-write state, embedded in struct jobj (cow.c owns it). */
 struct cow_state {
-	uint64_t attr_interval;   /* interval whose attrs are preserved; protected by jobj lock */
-	uint64_t data_interval;   /* interval the bitmap below belongs to */
-	uint64_t *chunk_bits;     /* chunks preserved in data_interval (malloc'd) */
-	size_t chunk_words;
+	atomic_uint_fast64_t attr_tag; /* interval + 1 whose attrs are preserved; 0: none */
+	atomic_uint_fast64_t gen;      /* bumped after each preservation (snapshot readers) */
+	uint64_t data_tag;             /* stripe lock: interval + 1 the bitmap is for */
+	uint64_t *chunk_bits;          /* stripe lock: chunks preserved in that interval */
+	size_t chunk_words;            /* stripe lock */
 };
 
 int cow_before_write(struct journal *j, struct jobj *o, int fd, off_t off, off_t len);
@@ -39,5 +50,27 @@ int cow_before_attr(struct journal *j, struct jobj *o, int fd);
 int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *name, nlink_t nlink);
 /* Free the cow_state of an object being dropped from memory. */
 void cow_state_release(struct cow_state *c);
+
+/* ---- used by snap.c / snapview.c ---------------------------------------- */
+
+/* Open state: the store directories and the stripe locks. */
+int cow_init(struct journal *j);
+void cow_free(struct journal *j);
+/* Recompute which objects the newest existing snapshot sees (after open,
+ * snapshot create/delete). Caller holds mut_lock exclusive or is single-threaded. */
+int cow_refresh_watermark(struct journal *j, struct jconn *c);
+pthread_rwlock_t *cow_stripe(struct journal *j, uint64_t ino);
+/* Free the preserved data that no remaining snapshot needs, after snapshot
+ * `seq` was deleted (inside the caller's write transaction on `c`); the store
+ * files are punched after the commit via the returned list. */
+struct cow_garbage;
+int cow_collect(struct journal *j, struct jconn *c, uint64_t seq, bool dry_run,
+		uint64_t *ret_bytes, struct cow_garbage **ret);
+void cow_garbage_free_data(struct journal *j, struct cow_garbage *g);
+
+/* Serialized xattrs: repeated { u32 name_len, name bytes, u32 value_len, value }. */
+int cow_read_xattrs(int fd, char **ret, size_t *ret_len);
+/* "/proc/self/fd/N" */
+void cow_procpath(char buf[64], int fd);
 
 #endif /* MIRRORFS_JOURNAL_COW_I_H */

@@ -114,6 +114,9 @@ int journal_adopt(struct journal *j, uint64_t dir, const char *name,
 struct journal_cred {
 	uid_t uid;   /* owner of created objects */
 	gid_t gid;   /* group of created objects, unless the directory is setgid */
+	uint64_t ino;  /* 0: allocate a jino. A replica's receiver passes the
+			  source's jino, so object ids match on both sides
+			  (-EEXIST if that jino is alive, -ESTALE if it died) */
 };
 
 /*
@@ -264,6 +267,149 @@ int journal_changes_json(struct journal *j, uint64_t since, int out_fd);
 
 /* Highest committed seq. */
 uint64_t journal_seq(struct journal *j);
+
+/* ---- snapshots (DESIGN §4, docs/SNAPSHOTS.md) ----------------------------- */
+
+#define JOURNAL_SNAP_ID_BITS 22
+#define JOURNAL_SNAP_ID_MAX ((1ULL << JOURNAL_SNAP_ID_BITS) - 1)
+#define JOURNAL_CHUNK_SIZE (64 * 1024)
+
+struct journal_snap {
+	uint64_t id;               /* 1..JOURNAL_SNAP_ID_MAX, never reused */
+	char name[256];
+	uint64_t seq;              /* the journal seq at the instant it was taken */
+	int64_t created_ns;        /* CLOCK_REALTIME */
+	uint64_t exclusive_bytes;  /* bytes deleting it would free (list only) */
+	char hold[64];             /* "" or who holds it, e.g. "peer:UUID" */
+};
+
+/*
+ * Take a snapshot of the whole tree in O(1): a write barrier for the instant
+ * it takes to commit one row. Every mutation that returned before is in it,
+ * none that starts after. -EEXIST, -EINVAL/-ENAMETOOLONG for bad names,
+ * -EROFS on a read-only journal.
+ */
+int journal_snap_create(struct journal *j, const char *name, struct journal_snap *ret);
+/* -ENOENT if missing, -EBUSY if held. Frees what no other snapshot needs. */
+int journal_snap_delete(struct journal *j, const char *name);
+/* All snapshots, oldest first; caller frees *ret with free(). */
+int journal_snap_list(struct journal *j, bool with_exclusive_bytes,
+		      struct journal_snap **ret, size_t *ret_n);
+int journal_snap_get(struct journal *j, const char *name, struct journal_snap *ret);
+int journal_snap_get_by_id(struct journal *j, uint64_t id, struct journal_snap *ret);
+/* Holds keep a snapshot from being deleted or expired. `tag` <= 63 bytes. */
+int journal_snap_hold(struct journal *j, const char *name, const char *tag);
+int journal_snap_release(struct journal *j, const char *name, const char *tag);
+
+/*
+ * Snapshot views: the tree as snapshot `snap_id` saw it. Objects keep their
+ * jino; the caller composes view inode numbers. All read-only.
+ * -ENOENT when the snapshot does not see the object or name.
+ */
+int journal_snap_stat(struct journal *j, uint64_t snap_id, uint64_t ino, struct stat *ret);
+int journal_snap_lookup(struct journal *j, uint64_t snap_id, uint64_t dir,
+			const char *name, uint64_t *ret_ino, struct stat *ret_st);
+/*
+ * Entries of `dir` in the snapshot, in a stable order, starting after
+ * `cookie` (0 = from the start); `cb` gets each entry and the cookie to
+ * resume after it, and returns > 0 to stop (buffer full), < 0 on error.
+ */
+int journal_snap_readdir(struct journal *j, uint64_t snap_id, uint64_t dir, uint64_t cookie,
+			 int (*cb)(void *arg, const char *name, uint64_t ino, mode_t type,
+				   uint64_t next_cookie),
+			 void *arg);
+int journal_snap_readlink(struct journal *j, uint64_t snap_id, uint64_t ino,
+			  char *buf, size_t size, size_t *ret_len);
+/* Like getxattr/listxattr(2): size 0 asks for the length; -ERANGE if too small. */
+ssize_t journal_snap_getxattr(struct journal *j, uint64_t snap_id, uint64_t ino,
+			      const char *name, void *buf, size_t size);
+ssize_t journal_snap_listxattr(struct journal *j, uint64_t snap_id, uint64_t ino,
+			       char *buf, size_t size);
+
+/* An open regular file of a snapshot. */
+struct journal_snapfile;
+int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
+			  struct journal_snapfile **ret);
+/* pread semantics: short only at the snapshot's EOF; holes read as zeros. */
+ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off);
+/* SEEK_DATA / SEEK_HOLE as the file was; -ENXIO past the end. */
+off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence);
+void journal_snapfile_close(struct journal_snapfile *f);
+
+/* ---- replication support (DESIGN §5, docs/MIRRORING.md) ------------------- */
+
+/*
+ * Object ids a replica allocates for itself (its receiver's staging
+ * directory) come from the upper half of the jino space, so they never
+ * collide with the source's ids, which the receiver reuses.
+ */
+#define JOURNAL_LOCAL_INO_BASE (1ULL << (JOURNAL_INO_BITS - 1))
+/* The parent id that stands for the receiver's staging directory in a stream. */
+#define JOURNAL_STAGING_INO JOURNAL_INO_MAX
+
+/* The journal's identity, a UUID made when it was created (borrowed). */
+const char *journal_source_id(struct journal *j);
+
+/*
+ * Open a live object by jino: `flags` O_PATH, O_RDONLY or O_RDWR (regular
+ * files), O_RDONLY|O_DIRECTORY. -ENOENT if it is not alive.
+ */
+int journal_open_ino(struct journal *j, uint64_t ino, int flags, int *ret_fd);
+
+enum journal_diff_kind {
+	JDIFF_UNLINK = 1,  /* entry alive in `from`, gone in `to` */
+	JDIFF_CREATE,      /* object alive in `to`, not in `from` */
+	JDIFF_LINK,        /* entry alive in `to`, not in `from` */
+	JDIFF_DATA,        /* a range of a regular file that may differ */
+	JDIFF_ATTR,        /* attributes/xattrs of an object that may differ */
+};
+
+struct journal_diff {
+	enum journal_diff_kind kind;
+	uint64_t ino;
+	uint32_t type;        /* S_IFMT bits of ino */
+	uint64_t parent;      /* UNLINK, LINK: the entry's directory */
+	const char *name;     /* UNLINK, LINK: borrowed, valid during the callback */
+	bool survives;        /* UNLINK: ino is still alive in `to` */
+	uint64_t off, len;    /* DATA: clipped to the size in `to` (len > 0) */
+};
+
+/*
+ * The change set from snapshot `from_id` (0: none, a full send) to
+ * `to_id`, read from the journal alone (no tree scan), in this order:
+ *   1. UNLINK of every entry alive in `from` and not in `to`, deepest
+ *      first (depth in `from`), then by (parent, name);
+ *   2. CREATE of every object alive in `to` and not in `from`, by jino;
+ *   3. LINK of every entry alive in `to` and not in `from`, shallowest
+ *      first (depth in `to`: parents before children), then (parent, name);
+ *   4. DATA of every changed range of a regular file, merged, by (jino,
+ *      offset); a created file's range is [0, size);
+ *   5. ATTR of every object alive in `to` whose attributes, xattrs or data
+ *      changed, of every directory whose entries changed, and of the root;
+ *      by jino.
+ * The same pair of snapshots always yields the same sequence (streams are
+ * resumable by record number). `cb` returning < 0 stops with that value.
+ */
+int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
+		 int (*cb)(void *arg, const struct journal_diff *d), void *arg);
+
+/*
+ * A replica records which source owns it (ceph.mirror.info). claim sets
+ * the owner if there is none, or returns -EEXIST with the owner in
+ * *ret_owner (may be NULL) if it is another source. owner "" = none.
+ */
+int journal_replica_owner(struct journal *j, char ret_owner[37]);
+int journal_replica_claim(struct journal *j, const char *source_id, char ret_owner[37]);
+
+/*
+ * The receiver's durable resume position for the stream (from, to) of
+ * `source_id`: the last body record applied. 0 = start over. set with
+ * seq 0 forgets it.
+ */
+int journal_recv_pos_get(struct journal *j, const char *source_id, const char *from,
+			 const char *to, uint64_t *ret_seq);
+int journal_recv_pos_set(struct journal *j, const char *source_id, const char *from,
+			 const char *to, uint64_t seq);
 
 /* ---- check --------------------------------------------------------------- */
 

@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Snapshot views: the tree as a snapshot saw it (docs/SNAPSHOTS.md).
+ * Namespace from the versioned rows, attributes from the earliest
+ * preserved copy at or after the snapshot (else live), data chunk by chunk
+ * likewise. Everything here is read-only and runs on pooled connections.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "mirrorfs/log.h"
+#include "mirrorfs/util.h"
+#include "journal_i.h"
+#include "cow_i.h"
+
+#define CHUNK ((off_t)JOURNAL_CHUNK_SIZE)
+
+struct objrow {
+	uint32_t type;
+	uint64_t dev, bino;
+	uint64_t born_seq, died_seq;   /* died_seq 0: alive */
+};
+
+static int snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	r = db_stmt(c, ST_SV_SNAP_SEQ, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)snap_id);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		*ret = (uint64_t)sqlite3_column_int64(s, 0);
+		r = 0;
+	} else {
+		r = r == SQLITE_DONE ? -ENOENT : journal_err(r);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+static int obj_row(struct jconn *c, uint64_t ino, struct objrow *ret)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	r = db_stmt(c, ST_SV_OBJ, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		ret->type = (uint32_t)sqlite3_column_int64(s, 0);
+		ret->dev = (uint64_t)sqlite3_column_int64(s, 1);
+		ret->bino = (uint64_t)sqlite3_column_int64(s, 2);
+		ret->born_seq = (uint64_t)sqlite3_column_int64(s, 3);
+		ret->died_seq = (uint64_t)sqlite3_column_int64(s, 4);
+		r = 0;
+	} else {
+		r = r == SQLITE_DONE ? -ENOENT : journal_err(r);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+/*
+ * Open the object's data as it is now: its orphan if it died, else its live
+ * path, checked to be the same backing inode. `flags` is O_PATH or O_RDONLY.
+ */
+static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const struct objrow *o,
+		    int flags, int *ret_fd)
+{
+	char oname[32];
+	struct stat st;
+	int fd, tries;
+
+	snprintf(oname, sizeof(oname), "%" PRIu64, ino);
+	if (j->orphan_fd >= 0) {
+		fd = openat(j->orphan_fd, oname, flags | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			*ret_fd = fd;
+			return 0;
+		}
+	}
+	for (tries = 0; tries < 2; tries++) {
+		char *path = NULL;
+		int r = changes_path_at(c, ino, UINT64_MAX, &path);
+
+		if (r < 0 && r != -ENOENT)
+			return r;
+		if (r >= 0) {
+			const char *rel = path[1] ? path + 1 : ".";
+
+			fd = openat(j->root_fd, rel, flags | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0 && errno == ELOOP && flags != O_PATH)
+				fd = openat(j->root_fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			free(path);
+			if (fd >= 0) {
+				if (fstat(fd, &st) == 0 && (uint64_t)st.st_ino == o->bino &&
+				    (uint64_t)st.st_dev == o->dev) {
+					*ret_fd = fd;
+					return 0;
+				}
+				close(fd);
+			}
+		}
+		/* Renamed or replaced while we looked: let pending records land. */
+		if (!(j->flags & JOURNAL_OPEN_READONLY))
+			journal_flush(j);
+	}
+	return -ESTALE;
+}
+
+/* The earliest preserved attributes at or after `seq`: 1 found, 0 none. */
+static int preserved_attr(struct jconn *c, uint64_t ino, uint64_t seq, struct stat *st,
+			  char **ret_xattrs, size_t *ret_xlen)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	r = db_stmt(c, ST_SV_ATTR, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, (int64_t)seq);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		int64_t t;
+
+		if (st) {
+			st->st_mode = (mode_t)sqlite3_column_int64(s, 0);
+			st->st_uid = (uid_t)sqlite3_column_int64(s, 1);
+			st->st_gid = (gid_t)sqlite3_column_int64(s, 2);
+			st->st_size = sqlite3_column_int64(s, 3);
+			st->st_rdev = (dev_t)sqlite3_column_int64(s, 4);
+			st->st_blocks = sqlite3_column_int64(s, 5);
+			t = sqlite3_column_int64(s, 6);
+			st->st_atim.tv_sec = t / 1000000000LL;
+			st->st_atim.tv_nsec = t % 1000000000LL;
+			t = sqlite3_column_int64(s, 7);
+			st->st_mtim.tv_sec = t / 1000000000LL;
+			st->st_mtim.tv_nsec = t % 1000000000LL;
+			t = sqlite3_column_int64(s, 8);
+			st->st_ctim.tv_sec = t / 1000000000LL;
+			st->st_ctim.tv_nsec = t % 1000000000LL;
+		}
+		if (ret_xattrs) {
+			int n = sqlite3_column_bytes(s, 9);
+			const void *b = sqlite3_column_blob(s, 9);
+
+			*ret_xattrs = NULL;
+			*ret_xlen = 0;
+			if (n > 0) {
+				*ret_xattrs = malloc((size_t)n);
+				if (!*ret_xattrs) {
+					sqlite3_reset(s);
+					return -ENOMEM;
+				}
+				memcpy(*ret_xattrs, b, (size_t)n);
+				*ret_xlen = (size_t)n;
+			}
+		}
+		r = 1;
+	} else {
+		r = r == SQLITE_DONE ? 0 : journal_err(r);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+static int count_query(struct jconn *c, enum jstmt id, uint64_t a, uint64_t b, uint64_t *ret)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	r = db_stmt(c, id, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)a);
+	sqlite3_bind_int64(s, 2, (int64_t)b);
+	sqlite3_bind_int64(s, 3, S_IFDIR);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		*ret = (uint64_t)sqlite3_column_int64(s, 0);
+		r = 0;
+	} else {
+		r = journal_err(r);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+/* Does snapshot `seq` see object `o` at all? */
+static bool seen_at(const struct objrow *o, uint64_t seq)
+{
+	return o->born_seq <= seq && (o->died_seq == 0 || o->died_seq > seq);
+}
+
+static int snap_stat_conn(struct journal *j, struct jconn *c, uint64_t seq, uint64_t ino,
+			  struct stat *ret)
+{
+	struct objrow o;
+	struct stat st;
+	uint64_t n;
+	int r, fd;
+
+	r = obj_row(c, ino, &o);
+	if (r < 0)
+		return r;
+	if (!seen_at(&o, seq))
+		return -ENOENT;
+	memset(&st, 0, sizeof(st));
+	r = preserved_attr(c, ino, seq, &st, NULL, NULL);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		r = sv_open_obj(j, c, ino, &o, O_PATH, &fd);
+		if (r < 0)
+			return r;
+		r = fstat(fd, &st) < 0 ? -errno : 0;
+		close(fd);
+		if (r < 0)
+			return r;
+	}
+	st.st_dev = (dev_t)o.dev;
+	st.st_ino = ino;
+	st.st_blksize = 4096;
+	if (o.type == S_IFDIR)
+		r = count_query(c, ST_SV_NLINK_DIR, ino, seq, &n), n += 2;
+	else
+		r = count_query(c, ST_SV_NLINK, ino, seq, &n);
+	if (r < 0)
+		return r;
+	st.st_nlink = (nlink_t)(n ? n : 1);
+	*ret = st;
+	return 0;
+}
+
+int journal_snap_stat(struct journal *j, uint64_t snap_id, uint64_t ino, struct stat *ret)
+{
+	struct jconn *c;
+	uint64_t seq;
+	int r;
+
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		return r;
+	r = snap_seq(c, snap_id, &seq);
+	if (r >= 0)
+		r = snap_stat_conn(j, c, seq, ino, ret);
+	db_conn_put(j, c);
+	return r;
+}
+
+int journal_snap_lookup(struct journal *j, uint64_t snap_id, uint64_t dir,
+			const char *name, uint64_t *ret_ino, struct stat *ret_st)
+{
+	struct jconn *c;
+	sqlite3_stmt *s;
+	uint64_t seq, ino = 0;
+	struct stat st;
+	int r;
+
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		return r;
+	r = snap_seq(c, snap_id, &seq);
+	if (r < 0)
+		goto out;
+	r = db_stmt(c, ST_SV_LOOKUP, &s);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	db_bind_name(s, 2, name);
+	sqlite3_bind_int64(s, 3, (int64_t)seq);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		ino = (uint64_t)sqlite3_column_int64(s, 0);
+		r = 0;
+	} else {
+		r = r == SQLITE_DONE ? -ENOENT : journal_err(r);
+	}
+	sqlite3_reset(s);
+	if (r < 0)
+		goto out;
+	if (ret_st) {
+		r = snap_stat_conn(j, c, seq, ino, &st);
+		if (r < 0)
+			goto out;
+		*ret_st = st;
+	}
+	*ret_ino = ino;
+out:
+	db_conn_put(j, c);
+	return r;
+}
+
+int journal_snap_readdir(struct journal *j, uint64_t snap_id, uint64_t dir, uint64_t cookie,
+			 int (*cb)(void *arg, const char *name, uint64_t ino, mode_t type,
+				   uint64_t next_cookie),
+			 void *arg)
+{
+	struct jconn *c;
+	sqlite3_stmt *s;
+	uint64_t seq, pos = 0;
+	char name[256];
+	int r, rc;
+
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		return r;
+	r = snap_seq(c, snap_id, &seq);
+	if (r < 0)
+		goto out;
+	r = db_stmt(c, ST_SV_READDIR, &s);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	sqlite3_bind_int64(s, 2, (int64_t)seq);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(s, 0);
+
+		if (pos++ < cookie)
+			continue;
+		if (n > 255)
+			n = 255;
+		memcpy(name, sqlite3_column_blob(s, 0), (size_t)n);
+		name[n] = '\0';
+		r = cb(arg, name, (uint64_t)sqlite3_column_int64(s, 1),
+		       (mode_t)sqlite3_column_int64(s, 2), pos);
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = journal_err(rc);
+	sqlite3_reset(s);
+	if (r > 0)
+		r = 0;
+out:
+	db_conn_put(j, c);
+	return r;
+}
+
+int journal_snap_readlink(struct journal *j, uint64_t snap_id, uint64_t ino,
+			  char *buf, size_t size, size_t *ret_len)
+{
+	struct jconn *c;
+	sqlite3_stmt *s;
+	struct objrow o;
+	uint64_t seq;
+	int r;
+
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		return r;
+	r = snap_seq(c, snap_id, &seq);
+	if (r >= 0)
+		r = obj_row(c, ino, &o);
+	if (r >= 0 && !seen_at(&o, seq))
+		r = -ENOENT;
+	if (r >= 0 && o.type != S_IFLNK)
+		r = -EINVAL;
+	if (r < 0)
+		goto out;
+	r = db_stmt(c, ST_SV_TARGET, &s);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(s, 0);
+
+		memcpy(buf, sqlite3_column_blob(s, 0), UTIL_MIN(n, size));
+		*ret_len = n;
+		r = 0;
+	} else {
+		r = r == SQLITE_DONE ? -ENOENT : journal_err(r);
+	}
+	sqlite3_reset(s);
+out:
+	db_conn_put(j, c);
+	return r;
+}
+
+/* All xattrs of `ino` as snapshot `snap_id` saw them, serialized (cow_read_xattrs). */
+static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char **ret, size_t *ret_len)
+{
+	struct jconn *c;
+	struct objrow o;
+	uint64_t seq;
+	int r, fd;
+
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		return r;
+	r = snap_seq(c, snap_id, &seq);
+	if (r >= 0)
+		r = obj_row(c, ino, &o);
+	if (r >= 0 && !seen_at(&o, seq))
+		r = -ENOENT;
+	if (r >= 0)
+		r = preserved_attr(c, ino, seq, NULL, ret, ret_len);
+	if (r == 0) {
+		r = sv_open_obj(j, c, ino, &o, O_PATH, &fd);
+		if (r >= 0) {
+			r = cow_read_xattrs(fd, ret, ret_len);
+			close(fd);
+		}
+	}
+	db_conn_put(j, c);
+	return r < 0 ? r : 0;
+}
+
+ssize_t journal_snap_getxattr(struct journal *j, uint64_t snap_id, uint64_t ino,
+			      const char *name, void *buf, size_t size)
+{
+	char *xa = NULL;
+	size_t xlen = 0, p = 0;
+	ssize_t r;
+
+	r = snap_xattrs(j, snap_id, ino, &xa, &xlen);
+	if (r < 0)
+		return r;
+	r = -ENODATA;
+	while (p + 4 <= xlen) {
+		uint32_t nl, vl;
+
+		memcpy(&nl, xa + p, 4);
+		p += 4;
+		if (p + nl + 4 > xlen)
+			break;
+		memcpy(&vl, xa + p + nl, 4);
+		if (nl == strlen(name) && memcmp(xa + p, name, nl) == 0) {
+			p += nl + 4;
+			if (size == 0)
+				r = vl;
+			else if (size < vl)
+				r = -ERANGE;
+			else
+				memcpy(buf, xa + p, vl), r = vl;
+			break;
+		}
+		p += nl + 4 + vl;
+	}
+	free(xa);
+	return r;
+}
+
+ssize_t journal_snap_listxattr(struct journal *j, uint64_t snap_id, uint64_t ino,
+			       char *buf, size_t size)
+{
+	char *xa = NULL;
+	size_t xlen = 0, p = 0, out = 0;
+	ssize_t r;
+
+	r = snap_xattrs(j, snap_id, ino, &xa, &xlen);
+	if (r < 0)
+		return r;
+	while (p + 4 <= xlen) {
+		uint32_t nl, vl;
+
+		memcpy(&nl, xa + p, 4);
+		p += 4;
+		if (p + nl + 4 > xlen)
+			break;
+		memcpy(&vl, xa + p + nl, 4);
+		if (size && out + nl + 1 > size) {
+			free(xa);
+			return -ERANGE;
+		}
+		if (size) {
+			memcpy(buf + out, xa + p, nl);
+			buf[out + nl] = '\0';
+		}
+		out += nl + 1;
+		p += nl + 4 + vl;
+	}
+	free(xa);
+	return (ssize_t)out;
+}
+
+/* ---- snapshot files ------------------------------------------------------- */
+
+struct chunk_src {
+	uint64_t chunk;
+	uint64_t interval;
+};
+
+struct journal_snapfile {
+	struct journal *j;
+	uint64_t ino, seq;
+	off_t size;
+	int live_fd;                 /* the object's data now (live or orphan) */
+	struct jobj *obj;            /* referenced if in memory: its cow.gen */
+	uint64_t gen;                /* cow.gen the map was loaded at (+1; 0 = never) */
+	struct chunk_src *map;       /* chunks with a preserved copy, sorted */
+	size_t nmap;
+	struct { uint64_t interval; int fd; } store[8];   /* store files opened */
+	size_t nstore;
+	pthread_mutex_t lock;        /* the map and the store fds */
+};
+
+static int load_map(struct journal_snapfile *f)
+{
+	struct jconn *c;
+	sqlite3_stmt *s;
+	struct chunk_src *v = NULL;
+	size_t n = 0, cap = 0;
+	int r, rc;
+
+	r = db_conn_get(f->j, &c);
+	if (r < 0)
+		return r;
+	r = db_stmt(c, ST_SV_CHUNKS, &s);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, (int64_t)f->ino);
+	sqlite3_bind_int64(s, 2, (int64_t)f->seq);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct chunk_src *nv = realloc(v, nc * sizeof(*nv));
+
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n].chunk = (uint64_t)sqlite3_column_int64(s, 0);
+		v[n].interval = (uint64_t)sqlite3_column_int64(s, 1);
+		n++;
+	}
+	if (r >= 0 && rc != SQLITE_DONE)
+		r = journal_err(rc);
+	sqlite3_reset(s);
+out:
+	db_conn_put(f->j, c);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	free(f->map);
+	f->map = v;
+	f->nmap = n;
+	return 0;
+}
+
+int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
+			  struct journal_snapfile **ret)
+{
+	struct journal_snapfile *f;
+	struct jconn *c;
+	struct objrow o;
+	struct stat st;
+	int r;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->j = j;
+	f->ino = ino;
+	f->live_fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		goto fail;
+	r = snap_seq(c, snap_id, &f->seq);
+	if (r >= 0)
+		r = obj_row(c, ino, &o);
+	if (r >= 0 && o.type != S_IFREG)
+		r = o.type == S_IFDIR ? -EISDIR : -EINVAL;
+	if (r >= 0)
+		r = snap_stat_conn(j, c, f->seq, ino, &st);
+	if (r >= 0)
+		r = sv_open_obj(j, c, ino, &o, O_RDONLY, &f->live_fd);
+	db_conn_put(j, c);
+	if (r < 0)
+		goto fail;
+	f->size = st.st_size;
+	f->obj = obj_get(j, ino);
+	*ret = f;
+	return 0;
+fail:
+	journal_snapfile_close(f);
+	return r;
+}
+
+static int store_fd(struct journal_snapfile *f, uint64_t interval)
+{
+	char name[64];
+	int fd;
+
+	for (size_t i = 0; i < f->nstore; i++)
+		if (f->store[i].interval == interval)
+			return f->store[i].fd;
+	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, f->ino, interval);
+	fd = openat(f->j->cow_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (f->nstore == UTIL_ARRAY_SIZE(f->store)) {
+		close(f->store[0].fd);
+		memmove(&f->store[0], &f->store[1], sizeof(f->store[0]) * (f->nstore - 1));
+		f->nstore--;
+	}
+	f->store[f->nstore].interval = interval;
+	f->store[f->nstore].fd = fd;
+	f->nstore++;
+	return fd;
+}
+
+/*
+ * The fd holding chunk `chunk` as the snapshot saw it. Called with the
+ * stripe lock held shared and f->lock held.
+ */
+static int chunk_fd(struct journal_snapfile *f, uint64_t chunk)
+{
+	size_t lo = 0, hi = f->nmap;
+	uint64_t gen;
+	int r;
+
+	gen = f->obj ? atomic_load(&f->obj->cow.gen) + 1 : 1;
+	if (f->gen != gen) {
+		r = load_map(f);
+		if (r < 0)
+			return r;
+		f->gen = gen;
+	}
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (f->map[mid].chunk < chunk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < f->nmap && f->map[lo].chunk == chunk)
+		return store_fd(f, f->map[lo].interval);
+	return f->live_fd;
+}
+
+ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off)
+{
+	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
+	size_t done = 0;
+	char *p = buf;
+
+	if (off < 0)
+		return -EINVAL;
+	if (off >= f->size)
+		return 0;
+	if ((off_t)len > f->size - off)
+		len = (size_t)(f->size - off);
+	while (done < len) {
+		off_t pos = off + (off_t)done;
+		uint64_t chunk = (uint64_t)(pos / CHUNK);
+		size_t n = (size_t)UTIL_MIN((off_t)(len - done), (off_t)(chunk + 1) * CHUNK - pos);
+		ssize_t got;
+		int fd;
+
+		pthread_rwlock_rdlock(lk);
+		pthread_mutex_lock(&f->lock);
+		fd = chunk_fd(f, chunk);
+		got = fd < 0 ? fd : util_pread_all(fd, p + done, n, pos);
+		pthread_mutex_unlock(&f->lock);
+		pthread_rwlock_unlock(lk);
+		if (got < 0)
+			return done ? (ssize_t)done : got;
+		/* Past the end of the source: it was a hole (or zeros) then. */
+		if ((size_t)got < n)
+			memset(p + done + got, 0, n - (size_t)got);
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence)
+{
+	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off < 0 || off >= f->size)
+		return -ENXIO;
+	while (off < f->size) {
+		uint64_t chunk = (uint64_t)(off / CHUNK);
+		off_t end = UTIL_MIN((off_t)(chunk + 1) * CHUNK, f->size), got;
+		int fd;
+
+		pthread_rwlock_rdlock(lk);
+		pthread_mutex_lock(&f->lock);
+		fd = chunk_fd(f, chunk);
+		got = fd < 0 ? fd : lseek(fd, off, whence);
+		if (fd >= 0 && got < 0)
+			got = errno == ENXIO ? (whence == SEEK_HOLE ? off : end) : -errno;
+		pthread_mutex_unlock(&f->lock);
+		pthread_rwlock_unlock(lk);
+		if (got < 0)
+			return got;
+		if (got < end)
+			return whence == SEEK_DATA || got >= off ? got : off;
+		off = end;
+	}
+	return whence == SEEK_HOLE ? f->size : -ENXIO;
+}
+
+void journal_snapfile_close(struct journal_snapfile *f)
+{
+	if (!f)
+		return;
+	if (f->live_fd >= 0)
+		close(f->live_fd);
+	for (size_t i = 0; i < f->nstore; i++)
+		close(f->store[i].fd);
+	if (f->obj)
+		obj_put(f->obj);
+	free(f->map);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
