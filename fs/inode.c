@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The inode table: jino -> struct fs_inode (O_PATH fd of the backing
+ * object, kernel lookup count, reference count), and the small helpers the
+ * handlers share.
+ *
+ * Life of an inode: created by a lookup (or a create) with nlookup 1 and
+ * refcount 1; each further lookup adds to nlookup; each handler working on
+ * it holds a reference (fs_inode_get/put) so a concurrent forget cannot
+ * close the fd under it. When nlookup drops to 0 the table unlinks the
+ * inode and drops the lookups' reference; the last reference closes the fd.
+ * An O_PATH fd follows its inode across renames and unlinks, so the fd
+ * stays right for the inode's whole life.
+ *
+ * Lock order: fs_itable.lock is a leaf (see fs_i.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sched.h>
+
+#include "fs_i.h"
+#include "mirrorfs/log.h"
+#include "mirrorfs/util.h"
+
+#define FS_ITABLE_MIN_BUCKETS 1024
+
+static size_t fs_hash(uint64_t jino, size_t nbuckets)
+{
+	/* Fibonacci hashing; nbuckets is a power of two. */
+	return (size_t)((jino * 0x9E3779B97F4A7C15ULL) >> 32) & (nbuckets - 1);
+}
+
+int fs_itable_init(struct fs_itable *t)
+{
+	int r;
+
+	t->buckets = calloc(FS_ITABLE_MIN_BUCKETS, sizeof(*t->buckets));
+	if (!t->buckets)
+		return -ENOMEM;
+	t->nbuckets = FS_ITABLE_MIN_BUCKETS;
+	t->count = 0;
+	r = pthread_mutex_init(&t->lock, NULL);
+	if (r != 0) {
+		free(t->buckets);
+		t->buckets = NULL;
+		return -r;
+	}
+	return 0;
+}
+
+void fs_itable_release(struct fs_itable *t)
+{
+	if (!t->buckets)
+		return;
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct fs_inode *n, *next;
+
+		for (n = t->buckets[i]; n; n = next) {
+			next = n->next;
+			close(n->fd);
+			free(n);
+		}
+	}
+	free(t->buckets);
+	t->buckets = NULL;
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* Called with t->lock held. */
+static struct fs_inode *fs_itable_find(struct fs_itable *t, uint64_t jino)
+{
+	struct fs_inode *n;
+
+	for (n = t->buckets[fs_hash(jino, t->nbuckets)]; n; n = n->next)
+		if (n->jino == jino)
+			return n;
+	return NULL;
+}
+
+/* Called with t->lock held. Growing is best effort: a full table still works. */
+static void fs_itable_grow(struct fs_itable *t)
+{
+	size_t nb = t->nbuckets * 2;
+	struct fs_inode **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct fs_inode *n, *next;
+
+		for (n = t->buckets[i]; n; n = next) {
+			size_t h = fs_hash(n->jino, nb);
+
+			next = n->next;
+			n->next = b[h];
+			b[h] = n;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = nb;
+}
+
+/* Called with t->lock held. */
+static void fs_itable_insert(struct fs_itable *t, struct fs_inode *n)
+{
+	size_t h;
+
+	if (t->count >= t->nbuckets)
+		fs_itable_grow(t);
+	h = fs_hash(n->jino, t->nbuckets);
+	n->next = t->buckets[h];
+	t->buckets[h] = n;
+	t->count++;
+}
+
+/* Called with t->lock held. */
+static void fs_itable_remove(struct fs_itable *t, struct fs_inode *n)
+{
+	struct fs_inode **pp = &t->buckets[fs_hash(n->jino, t->nbuckets)];
+
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == n) {
+			*pp = n->next;
+			t->count--;
+			return;
+		}
+	}
+}
+
+int fs_inode_add_root(struct fs *fs, int fd, struct fs_inode **ret)
+{
+	struct fs_inode *n;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->jino = JOURNAL_ROOT_INO;
+	n->fd = fd;
+	n->dev = st.st_dev;
+	n->bino = st.st_ino;
+	n->type = st.st_mode & S_IFMT;
+	n->nlookup = 1;     /* the kernel never forgets the root */
+	n->refcount = 1;
+	pthread_mutex_lock(&fs->itable.lock);
+	fs_itable_insert(&fs->itable, n);
+	pthread_mutex_unlock(&fs->itable.lock);
+	*ret = n;
+	return 0;
+}
+
+int fs_inode_get(struct fs *fs, fuse_ino_t nodeid, struct fs_inode **ret)
+{
+	struct fs_inode *n;
+
+	/* Snapshot views (.snap) will be dispatched here: nodeid > JOURNAL_INO_MAX. */
+	if (!fs_is_live(nodeid))
+		return -ESTALE;
+	if (nodeid == FUSE_ROOT_ID) {
+		*ret = fs->root;   /* never freed while the session runs */
+		return 0;
+	}
+	pthread_mutex_lock(&fs->itable.lock);
+	n = fs_itable_find(&fs->itable, nodeid);
+	if (n)
+		n->refcount++;
+	pthread_mutex_unlock(&fs->itable.lock);
+	if (!n)
+		return -ESTALE;
+	*ret = n;
+	return 0;
+}
+
+void fs_inode_put(struct fs *fs, struct fs_inode *n)
+{
+	bool last;
+
+	if (!n || n == fs->root)
+		return;
+	pthread_mutex_lock(&fs->itable.lock);
+	last = --n->refcount == 0;
+	pthread_mutex_unlock(&fs->itable.lock);
+	if (last) {
+		close(n->fd);
+		free(n);
+	}
+}
+
+int fs_inode_remember(struct fs *fs, uint64_t jino, int fd, const struct stat *bst)
+{
+	struct fs_inode *n, *fresh;
+
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh) {
+		close(fd);
+		return -ENOMEM;
+	}
+	fresh->jino = jino;
+	fresh->fd = fd;
+	fresh->dev = bst->st_dev;
+	fresh->bino = bst->st_ino;
+	fresh->type = bst->st_mode & S_IFMT;
+	fresh->nlookup = 1;
+	fresh->refcount = 1;
+
+	pthread_mutex_lock(&fs->itable.lock);
+	n = fs_itable_find(&fs->itable, jino);
+	if (n)
+		n->nlookup++;
+	else
+		fs_itable_insert(&fs->itable, fresh);
+	pthread_mutex_unlock(&fs->itable.lock);
+
+	if (n) {
+		/* Known already (another name, or a racing lookup): keep the old fd. */
+		if (n->dev != bst->st_dev || n->bino != bst->st_ino)
+			log_debug("inode %llu: backing object changed behind the mount",
+				  (unsigned long long)jino);
+		close(fd);
+		free(fresh);
+	}
+	return 0;
+}
+
+void fs_inode_add_lookup(struct fs *fs, struct fs_inode *n)
+{
+	pthread_mutex_lock(&fs->itable.lock);
+	n->nlookup++;
+	pthread_mutex_unlock(&fs->itable.lock);
+}
+
+void fs_inode_forget(struct fs *fs, fuse_ino_t nodeid, uint64_t count)
+{
+	struct fs_inode *n;
+	bool last = false;
+
+	if (nodeid == FUSE_ROOT_ID || !fs_is_live(nodeid))
+		return;
+	pthread_mutex_lock(&fs->itable.lock);
+	n = fs_itable_find(&fs->itable, nodeid);
+	if (n) {
+		if (count > n->nlookup) {
+			log_debug("inode %llu: forget %llu > nlookup %llu",
+				  (unsigned long long)nodeid, (unsigned long long)count,
+				  (unsigned long long)n->nlookup);
+			count = n->nlookup;
+		}
+		n->nlookup -= count;
+		if (n->nlookup == 0) {
+			fs_itable_remove(&fs->itable, n);
+			last = --n->refcount == 0;
+		}
+	}
+	pthread_mutex_unlock(&fs->itable.lock);
+	if (last) {
+		close(n->fd);
+		free(n);
+	}
+}
+
+int fs_inode_stat(const struct fs_inode *n, struct stat *ret_st)
+{
+	struct stat st;
+
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	st.st_ino = n->jino;
+	*ret_st = st;
+	return 0;
+}
+
+void fs_fill_entry(struct fuse_entry_param *e, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = st->st_ino;
+	e->generation = 0;   /* jinos are never reused */
+	e->attr = *st;
+	e->attr_timeout = FS_TIMEOUT;
+	e->entry_timeout = FS_TIMEOUT;
+}
+
+bool fs_is_state_dir(const struct fs_inode *parent, const char *name)
+{
+	return parent->jino == JOURNAL_ROOT_INO && strcmp(name, JOURNAL_STATE_DIR) == 0;
+}
+
+int fs_check_new_name(const struct fs_inode *parent, const char *name)
+{
+	int r = util_check_name(name);
+
+	if (r < 0)
+		return r;
+	if (fs_is_state_dir(parent, name))
+		return -EPERM;
+	return 0;
+}
+
+int fs_do_lookup(struct fs *fs, struct fs_inode *parent, const char *name,
+		 struct fuse_entry_param *ret_e)
+{
+	struct stat st;
+	uint64_t jino;
+	int fd, r;
+
+	r = util_check_name(name);
+	if (r == -ENAMETOOLONG)
+		return r;
+	if (r < 0 || fs_is_state_dir(parent, name))
+		return -ENOENT;   /* ".", ".." are the kernel's; the state dir is hidden */
+
+	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = journal_ino_find(fs->j, &st, &jino);
+	if (r == -ENOENT) {
+		/* Made behind the mount's back: adopt it. */
+		r = journal_adopt(fs->j, parent->jino, name, &st, &jino);
+		if (r >= 0)
+			log_debug("adopted '%s' in %llu as %llu", name,
+				  (unsigned long long)parent->jino, (unsigned long long)jino);
+	}
+	if (r < 0)
+		goto fail;
+	r = fs_inode_remember(fs, jino, fd, &st);   /* takes fd */
+	if (r < 0)
+		return r;
+	st.st_ino = jino;
+	fs_fill_entry(ret_e, &st);
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+/*
+ * The umask of a request applies to the creation syscalls made by the
+ * worker thread serving it. Each worker gets its own fs_struct
+ * (unshare(CLONE_FS), once), so umask() there affects that thread only.
+ */
+static __thread bool fs_thread_unshared;
+
+void fs_apply_umask(struct fs *fs, fuse_req_t req)
+{
+	mode_t mask = fs->dont_mask ? fuse_req_ctx(req)->umask : 0;
+
+	if (!fs_thread_unshared) {
+		if (unshare(CLONE_FS) < 0) {
+			log_warning("cannot give a worker thread its own umask: %m");
+			return;
+		}
+		fs_thread_unshared = true;
+	}
+	umask(mask);
+}
+
+void fs_req_cred(fuse_req_t req, struct journal_cred *ret)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	/* Designated: fields we do not set (ino: allocate a new jino) are 0. */
+	*ret = (struct journal_cred){ .uid = ctx->uid, .gid = ctx->gid };
+}
+
+void fs_proc_path(int fd, char buf[FS_PROC_FD_LEN])
+{
+	snprintf(buf, FS_PROC_FD_LEN, "/proc/self/fd/%d", fd);
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Extended attributes: passed through (user.*, trusted.*, security.*, and
+ * POSIX ACLs as system.posix_acl_*), plus the read-only virtual
+ * `mirrorfs.dir.*` attributes of directories, CephFS style: decimal
+ * values without a trailing NUL or newline, never listed, never settable.
+ *
+ * An O_PATH fd cannot do xattr syscalls, so reads go through the
+ * /proc/self/fd/N magic link (which names the object itself, even an
+ * unlinked file or a symlink).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include "fs_i.h"
+#include "mirrorfs/log.h"
+
+#define FS_VXATTR_PREFIX "mirrorfs."
+#define FS_VXATTR_MAX 64
+
+static bool fs_is_vxattr(const char *name)
+{
+	return strncmp(name, FS_VXATTR_PREFIX, strlen(FS_VXATTR_PREFIX)) == 0;
+}
+
+/*
+ * Format the virtual xattr `name` of directory `n` into buf (no NUL
+ * counted). Returns the length, -ENODATA for an unknown name or a
+ * non-directory.
+ */
+static int fs_vxattr_get(struct fs *fs, const struct fs_inode *n, const char *name,
+			 char buf[FS_VXATTR_MAX])
+{
+	struct journal_rstat rs;
+	int r, len;
+
+	if (!S_ISDIR(n->type))
+		return -ENODATA;
+	if (strcmp(name, "mirrorfs.dir.rctime") != 0 &&
+	    strcmp(name, "mirrorfs.dir.rbytes") != 0 &&
+	    strcmp(name, "mirrorfs.dir.rfiles") != 0 &&
+	    strcmp(name, "mirrorfs.dir.rsubdirs") != 0 &&
+	    strcmp(name, "mirrorfs.dir.rentries") != 0)
+		return -ENODATA;
+	r = journal_rstat_get(fs->j, n->jino, &rs);
+	if (r < 0)
+		return r;
+	if (strcmp(name, "mirrorfs.dir.rctime") == 0)
+		len = snprintf(buf, FS_VXATTR_MAX, "%lld.%09ld",
+			       (long long)rs.rctime.tv_sec, (long)rs.rctime.tv_nsec);
+	else if (strcmp(name, "mirrorfs.dir.rbytes") == 0)
+		len = snprintf(buf, FS_VXATTR_MAX, "%" PRIu64, rs.rbytes);
+	else if (strcmp(name, "mirrorfs.dir.rfiles") == 0)
+		len = snprintf(buf, FS_VXATTR_MAX, "%" PRIu64, rs.rfiles);
+	else if (strcmp(name, "mirrorfs.dir.rsubdirs") == 0)
+		len = snprintf(buf, FS_VXATTR_MAX, "%" PRIu64, rs.rsubdirs);
+	else
+		len = snprintf(buf, FS_VXATTR_MAX, "%" PRIu64, rs.rfiles + rs.rsubdirs);
+	return len;
+}
+
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	char proc[FS_PROC_FD_LEN];
+	char vbuf[FS_VXATTR_MAX];
+	struct fs_inode *n;
+	char *value = NULL;
+	ssize_t len;
+	int r;
+
+	r = fs_inode_get(fs, ino, &n);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+
+	if (fs_is_vxattr(name)) {
+		r = fs_vxattr_get(fs, n, name, vbuf);
+		fs_inode_put(fs, n);
+		if (r < 0)
+			return (void) fuse_reply_err(req, -r);
+		if (size == 0)
+			return (void) fuse_reply_xattr(req, (size_t)r);
+		if ((size_t)r > size)
+			return (void) fuse_reply_err(req, ERANGE);
+		return (void) fuse_reply_buf(req, vbuf, (size_t)r);
+	}
+
+	fs_proc_path(n->fd, proc);
+	if (size) {
+		value = malloc(size);
+		if (!value) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	len = getxattr(proc, name, value, size);
+	r = len < 0 ? -errno : 0;
+out:
+	fs_inode_put(fs, n);
+	if (r < 0) {
+		free(value);
+		return (void) fuse_reply_err(req, -r);
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, value, (size_t)len);
+	free(value);
+}
+
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	char proc[FS_PROC_FD_LEN];
+	struct fs_inode *n;
+	char *list = NULL;
+	ssize_t len;
+	int r;
+
+	r = fs_inode_get(fs, ino, &n);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	fs_proc_path(n->fd, proc);
+	if (size) {
+		list = malloc(size);
+		if (!list) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	/* The virtual mirrorfs.* names are never listed. */
+	len = listxattr(proc, list, size);
+	r = len < 0 ? -errno : 0;
+out:
+	fs_inode_put(fs, n);
+	if (r < 0) {
+		free(list);
+		return (void) fuse_reply_err(req, -r);
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, list, (size_t)len);
+	free(list);
+}
+
+void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_inode *n;
+	int r;
+
+	if (fs_is_vxattr(name))
+		return (void) fuse_reply_err(req, EPERM);
+	if (fs->read_only)
+		return (void) fuse_reply_err(req, EROFS);
+	r = fs_inode_get(fs, ino, &n);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	r = journal_setxattr(fs->j, n->fd, n->jino, name, value, size, flags);
+	fs_inode_put(fs, n);
+	fuse_reply_err(req, r < 0 ? -r : 0);
+}
+
+void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_inode *n;
+	int r;
+
+	if (fs_is_vxattr(name))
+		return (void) fuse_reply_err(req, EPERM);
+	if (fs->read_only)
+		return (void) fuse_reply_err(req, EROFS);
+	r = fs_inode_get(fs, ino, &n);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	r = journal_removexattr(fs->j, n->fd, n->jino, name);
+	fs_inode_put(fs, n);
+	fuse_reply_err(req, r < 0 ? -r : 0);
+}

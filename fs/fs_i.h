@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef MIRRORFS_FS_I_H
+#define MIRRORFS_FS_I_H
+
+/*
+ * Private to fs/: the FUSE layer's state, the inode table and the
+ * handlers (each ops_*.c holds one op family; mount.c gathers them in one
+ * struct fuse_lowlevel_ops).
+ *
+ * Node ids: the kernel's node id of a live object is its journal inode
+ * number (jino, 1 ..= JOURNAL_INO_MAX; the root is FUSE_ROOT_ID ==
+ * JOURNAL_ROOT_INO == 1). Ids above JOURNAL_INO_MAX (top bits set) are
+ * reserved for snapshot views (.snap); every handler first resolves its
+ * node id with fs_inode_get(), which refuses those, so adding another kind
+ * of node means one branch in each handler's resolution step.
+ *
+ * Locks: the inode table has one mutex (fs_itable.lock). It is a leaf lock:
+ * nothing else is taken while it is held, it is never held across a
+ * syscall that may block on the backing filesystem, a call into the journal,
+ * or a fuse_reply_*.
+ */
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "mirrorfs/journal.h"
+
+/*
+ * Entry and attribute timeouts. Every change to the tree goes through this
+ * process (the backing directory belongs to mirrorfs while mounted, like an
+ * overlayfs upper dir), so the kernel may cache names, attributes and
+ * negative lookups for a long time. Changes made behind the mount's back
+ * show up after this long, or after a remount.
+ */
+#define FS_TIMEOUT 86400.0
+
+/* Largest write the kernel may send in one request. */
+#define FS_MAX_WRITE (1U << 20)
+
+struct fs_inode {
+	uint64_t jino;        /* immutable */
+	int fd;               /* O_PATH|O_NOFOLLOW fd of the backing object; immutable */
+	dev_t dev;            /* backing identity; immutable */
+	ino_t bino;
+	mode_t type;          /* S_IFMT bits; immutable */
+	uint64_t nlookup;     /* kernel lookups not yet forgotten; protected by fs_itable.lock */
+	unsigned refcount;    /* 1 while nlookup > 0, +1 per handler using it; protected by fs_itable.lock */
+	struct fs_inode *next; /* hash chain; protected by fs_itable.lock */
+};
+
+struct fs_itable {
+	pthread_mutex_t lock;  /* leaf lock, see above */
+	struct fs_inode **buckets;  /* protected by lock */
+	size_t nbuckets;            /* protected by lock */
+	size_t count;               /* protected by lock */
+};
+
+struct fs {
+	struct journal *j;        /* owned by fs_mount_run */
+	struct fs_inode *root;    /* never freed before fs_itable_release */
+	struct fs_itable itable;
+	bool read_only;           /* -o ro: every mutation fails with EROFS */
+	bool dont_mask;           /* kernel passes the umask (FUSE_CAP_DONT_MASK granted) */
+	bool debug;
+};
+
+/*
+ * Is `nodeid` a live object (not a snapshot view)? Handlers that work on a
+ * file handle alone check this before mutating.
+ */
+static inline bool fs_is_live(fuse_ino_t nodeid)
+{
+	return nodeid >= FUSE_ROOT_ID && nodeid <= JOURNAL_INO_MAX;
+}
+
+/* ---- inode.c ------------------------------------------------------------- */
+
+int fs_itable_init(struct fs_itable *t);
+/* Closes every fd and frees every inode (the session is gone). */
+void fs_itable_release(struct fs_itable *t);
+
+/*
+ * Insert the root (jino 1) with its O_PATH fd `fd` (the table owns it).
+ * The root is never forgotten.
+ */
+int fs_inode_add_root(struct fs *fs, int fd, struct fs_inode **ret);
+
+/*
+ * Take a reference to the live inode `nodeid`: -ESTALE if the kernel
+ * asks for an id the table does not hold (or one of a snapshot view until
+ * .snap exists). Drop it with fs_inode_put().
+ */
+int fs_inode_get(struct fs *fs, fuse_ino_t nodeid, struct fs_inode **ret);
+void fs_inode_put(struct fs *fs, struct fs_inode *ino);
+
+/*
+ * Look `name` up in `parent` in the backing tree: open it O_PATH, stat it,
+ * map it to its jino (adopting an object made behind our back), and count
+ * one kernel lookup. ENOENT is returned as -ENOENT for the caller to cache
+ * as a negative entry. `ret_e` is filled for fuse_reply_entry/create.
+ */
+int fs_do_lookup(struct fs *fs, struct fs_inode *parent, const char *name,
+		 struct fuse_entry_param *ret_e);
+
+/*
+ * Count one kernel lookup of the object `jino`, whose O_PATH fd `fd` the
+ * table takes over (closed at once if `jino` is already present).
+ * `bst` is the object's backing stat. For objects just created.
+ */
+int fs_inode_remember(struct fs *fs, uint64_t jino, int fd, const struct stat *bst);
+
+/* Count one more kernel lookup of an inode the caller holds (a new link). */
+void fs_inode_add_lookup(struct fs *fs, struct fs_inode *ino);
+
+/* Drop `n` kernel lookups; closes and frees the inode at zero. */
+void fs_inode_forget(struct fs *fs, fuse_ino_t nodeid, uint64_t n);
+
+/* fstat an inode, with st_ino set to its jino. */
+int fs_inode_stat(const struct fs_inode *ino, struct stat *ret_st);
+
+/* Fill an entry reply for `jino` with attributes `st` (st_ino already jino). */
+void fs_fill_entry(struct fuse_entry_param *e, const struct stat *st);
+
+/* ---- helpers shared by the handlers (inode.c) ----------------------------- */
+
+/*
+ * Check a name a request wants to create in `parent`: 0, -ENAMETOOLONG,
+ * -EINVAL, or -EPERM for the state directory's name in the root.
+ */
+int fs_check_new_name(const struct fs_inode *parent, const char *name);
+/* Is `name` in `parent` the hidden state directory? */
+bool fs_is_state_dir(const struct fs_inode *parent, const char *name);
+
+/*
+ * Give the calling worker thread the umask of the request (the thread has
+ * its own fs_struct, see fs_thread_umask() in inode.c), so that the backing
+ * filesystem applies it, or the parent's default ACL instead, exactly as
+ * for a local process.
+ */
+void fs_apply_umask(struct fs *fs, fuse_req_t req);
+
+/* The journal credentials of a request: the caller's uid and gid. */
+void fs_req_cred(fuse_req_t req, struct journal_cred *ret);
+
+/* "/proc/self/fd/N" for an O_PATH fd. */
+#define FS_PROC_FD_LEN 32
+void fs_proc_path(int fd, char buf[FS_PROC_FD_LEN]);
+
+/* ---- handlers, gathered in mount.c's fs_ops ---------------------------- */
+
+/* mount.c */
+void fs_op_init(void *userdata, struct fuse_conn_info *conn);
+
+/* ops_entry.c */
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi);
+void fs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  fuse_ino_t newparent, const char *newname, unsigned int flags);
+
+/* ops_dir.c */
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* ops_file.c */
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi);
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf,
+		     off_t off, struct fuse_file_info *fi);
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		     struct fuse_file_info *fi);
+void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		 struct fuse_file_info *fi);
+void fs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			   struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			   struct fuse_file_info *fi_out, size_t len, int flags);
+
+/* ops_xattr.c */
+void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags);
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif /* MIRRORFS_FS_I_H */
