@@ -55,6 +55,8 @@ struct jobj {
 	atomic_uint refcnt;
 	uint32_t type;              /* immutable: S_IFMT bits */
 	atomic_bool dead;           /* set once, when the writer applies its death */
+	bool transient;             /* immutable: a dead object still open (mut_obj()); never
+				       in the maps, never recorded */
 	atomic_uint_fast64_t dirty_tag;  /* interval + 1 it is durably dirty in; 0: none */
 	int64_t size;               /* protected by j->q.lock: size as of the newest submitted record */
 	/* writer: */

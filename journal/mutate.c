@@ -70,6 +70,45 @@ static void mut_end(struct journal *j)
 	pthread_rwlock_unlock(&j->mut_lock);
 }
 
+/*
+ * The object a data or attribute mutation is about: the live object, or,
+ * for a file that was unlinked while open (the kernel still hands us its
+ * handle), a transient stand-in. The syscall must still work on such a file
+ * and its copy-on-write still applies (a snapshot may see it through its
+ * orphan), but it is in no namespace, so nothing is recorded for it.
+ */
+static int mut_obj(struct journal *j, uint64_t ino, int fd, struct jobj **ret)
+{
+	struct jobj *o = obj_get(j, ino);
+	struct stat st;
+
+	if (o) {
+		*ret = o;
+		return 0;
+	}
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -ENOENT;
+	o = obj_new(ino, st.st_dev, st.st_ino, st.st_mode);
+	if (!o)
+		return -ENOMEM;
+	o->transient = true;
+	atomic_store(&o->dead, true);
+	/* no dirty mark: a dead object is not in the tree recovery rebuilds */
+	atomic_store(&o->dirty_tag, atomic_load(&j->interval) + 1);
+	*ret = o;
+	return 0;
+}
+
+/* Queue `rec` unless it is about a transient object (then drop it). */
+static int mut_record(struct journal *j, struct jobj *o, struct jrec *rec)
+{
+	if (o->transient) {
+		jrec_release(rec);
+		return 0;
+	}
+	return writer_submit(j, rec, NULL);
+}
+
 int mut_mark_dirty(struct journal *j, struct jobj *o)
 {
 	uint64_t tag = atomic_load_explicit(&j->interval, memory_order_relaxed) + 1;
@@ -558,9 +597,9 @@ int journal_link(struct journal *j, int fd, uint64_t ino, int newdirfd,
 	r = get_dir(j, newdir, &d);
 	if (r < 0)
 		goto out;
-	o = obj_get(j, ino);
-	if (!o) {
-		r = -ENOENT;
+	r = mut_obj(j, ino, fd, &o);
+	if (r < 0) {
+		o = NULL;
 		goto out;
 	}
 	r = mut_mark_dirty(j, d);
@@ -780,9 +819,9 @@ int journal_setattr(struct journal *j, int fd, int wfd, uint64_t ino,
 	r = mut_begin(j);
 	if (r < 0)
 		return r;
-	o = obj_get(j, ino);
-	if (!o) {
-		r = -ENOENT;
+	r = mut_obj(j, ino, fd, &o);
+	if (r < 0) {
+		o = NULL;
 		goto out;
 	}
 	r = mut_mark_dirty(j, o);
@@ -844,13 +883,13 @@ record:
 	if (done & JOURNAL_ATTR_SIZE) {
 		rec = (struct jrec){ .op = JOP_TRUNCATE, .obj = obj_ref(o), .off = 0,
 				     .len = attr->size, .size = attr->size };
-		k = writer_submit(j, &rec, NULL);
+		k = mut_record(j, o, &rec);
 		if (k < 0 && r == 0)
 			r = k;
 	}
 	if (done) {
 		rec = (struct jrec){ .op = JOP_SETATTR, .obj = obj_ref(o), .mode = done };
-		k = writer_submit(j, &rec, NULL);
+		k = mut_record(j, o, &rec);
 		if (k < 0 && r == 0)
 			r = k;
 	}
@@ -876,9 +915,11 @@ int journal_write_prepare(struct journal *j, uint64_t ino, int fd, off_t off, si
 	r = mut_begin(j);
 	if (r < 0)
 		return r;
-	o = obj_get(j, ino);
-	if (!o)
-		return 0;  /* unlinked while open: nothing to record; lock kept for write_done */
+	r = mut_obj(j, ino, fd, &o);
+	if (r < 0) {
+		mut_end(j);
+		return r;
+	}
 	r = mut_mark_dirty(j, o);
 	if (r == 0)
 		r = cow_before_write(j, o, fd, off, (off_t)len);
@@ -927,9 +968,9 @@ int journal_fallocate(struct journal *j, uint64_t ino, int fd, int mode, off_t o
 	r = mut_begin(j);
 	if (r < 0)
 		return r;
-	o = obj_get(j, ino);
-	if (!o) {
-		r = -ENOENT;
+	r = mut_obj(j, ino, fd, &o);
+	if (r < 0) {
+		o = NULL;
 		goto out;
 	}
 	r = mut_mark_dirty(j, o);
@@ -948,7 +989,7 @@ int journal_fallocate(struct journal *j, uint64_t ino, int fd, int mode, off_t o
 	pthread_mutex_unlock(&j->q.lock);
 	if (fstat(fd, &st) == 0)
 		rec.size = st.st_size;
-	r = writer_submit(j, &rec, NULL);
+	r = mut_record(j, o, &rec);
 out:
 	obj_put(o);
 	mut_end(j);
@@ -968,7 +1009,8 @@ ssize_t journal_copy_file_range(struct journal *j, int fd_in, off_t off_in,
 	r = mut_begin(j);
 	if (r < 0)
 		return r;
-	o = obj_get(j, ino_out);
+	if (mut_obj(j, ino_out, fd_out, &o) < 0)
+		o = NULL;
 	if (o) {
 		r = mut_mark_dirty(j, o);
 		if (r == 0)
@@ -984,7 +1026,7 @@ ssize_t journal_copy_file_range(struct journal *j, int fd_in, off_t off_in,
 	}
 	if (n < 0 && done == 0)
 		r = -errno;
-	if (done > 0 && o)
+	if (done > 0 && o && !o->transient)
 		writer_submit_write(j, o, off_out, (int64_t)done);
 out:
 	obj_put(o);
@@ -1011,9 +1053,9 @@ static int xattr_change(struct journal *j, int fd, uint64_t ino, const char *nam
 	r = mut_begin(j);
 	if (r < 0)
 		goto out_free;
-	o = obj_get(j, ino);
-	if (!o) {
-		r = -ENOENT;
+	r = mut_obj(j, ino, fd, &o);
+	if (r < 0) {
+		o = NULL;
 		goto out;
 	}
 	r = mut_mark_dirty(j, o);
@@ -1033,7 +1075,7 @@ static int xattr_change(struct journal *j, int fd, uint64_t ino, const char *nam
 	rec = (struct jrec){ .op = remove ? JOP_REMOVEXATTR : JOP_SETXATTR, .obj = obj_ref(o),
 			     .aux = namecp };
 	namecp = NULL;
-	r = writer_submit(j, &rec, NULL);
+	r = mut_record(j, o, &rec);
 out:
 	obj_put(o);
 	mut_end(j);

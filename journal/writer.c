@@ -20,6 +20,7 @@
  * dropped silently. Objects changed by lost records were dirty-marked
  * before their syscall, so the next open's recovery records them.
  */
+#include <inttypes.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,18 +308,40 @@ static int change_insert(struct journal *j, const struct jrec *rec, uint64_t seq
 	return db_step_done(s);
 }
 
+static int ns_kill(struct journal *j, uint64_t parent, const char *name, uint64_t seq,
+		   uint64_t *ret_ino);
+
 static int ns_insert(struct journal *j, uint64_t parent, const char *name, uint64_t ino, uint64_t seq)
 {
 	sqlite3_stmt *s;
-	int r = db_stmt(j->wconn, ST_NS_INSERT, &s);
+	uint64_t stale = 0;
+	int r, tries;
 
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(s, 1, (int64_t)parent);
-	db_bind_name(s, 2, name);
-	sqlite3_bind_int64(s, 3, (int64_t)ino);
-	sqlite3_bind_int64(s, 4, (int64_t)seq);
-	return db_step_done(s);
+	for (tries = 0; tries < 2; tries++) {
+		r = db_stmt(j->wconn, ST_NS_INSERT, &s);
+		if (r < 0)
+			return r;
+		sqlite3_bind_int64(s, 1, (int64_t)parent);
+		db_bind_name(s, 2, name);
+		sqlite3_bind_int64(s, 3, (int64_t)ino);
+		sqlite3_bind_int64(s, 4, (int64_t)seq);
+		r = db_step_done(s);
+		if (r != -EEXIST || tries > 0)
+			return r;
+		/*
+		 * The journal still has a live entry under this name, but the
+		 * syscall that made the new one succeeded: the old one vanished
+		 * behind the mount's back. The backing tree is the truth; one
+		 * drifted name must not stop the journal (`mirrorfs check
+		 * --repair` settles the rest).
+		 */
+		r = ns_kill(j, parent, name, seq, &stale);
+		if (r < 0)
+			return r;
+		log_warning("journal: entry '%s' in directory %" PRIu64 " replaced object %"
+			    PRIu64 ", which vanished behind the mount's back", name, parent, stale);
+	}
+	return r;
 }
 
 /* Kill the live entry (parent, name); *ret_ino is its ino, 0 if there was none. */
