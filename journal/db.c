@@ -304,7 +304,7 @@ int db_meta_get_int(struct jconn *c, const char *key, int64_t *ret)
 	return r;
 }
 
-static int db_meta_get_text(struct jconn *c, const char *key, char *buf, size_t size)
+int db_meta_get_text(struct jconn *c, const char *key, char *buf, size_t size)
 {
 	sqlite3_stmt *s;
 	int r, rc;
@@ -340,7 +340,7 @@ int db_meta_set_int(struct jconn *c, const char *key, int64_t v)
 	return db_step_done(s);
 }
 
-static int db_meta_set_text(struct jconn *c, const char *key, const char *v)
+int db_meta_set_text(struct jconn *c, const char *key, const char *v)
 {
 	sqlite3_stmt *s;
 	int r;

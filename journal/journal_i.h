@@ -324,6 +324,8 @@ int db_open_new(const char *path, struct jconn **ret);
 int db_close_new(struct jconn *c);
 int db_meta_set_int(struct jconn *c, const char *key, int64_t v);
 int db_meta_get_int(struct jconn *c, const char *key, int64_t *ret);
+int db_meta_get_text(struct jconn *c, const char *key, char *buf, size_t size);
+int db_meta_set_text(struct jconn *c, const char *key, const char *v);
 
 /* recover.c */
 /* Build a fresh journal.db for an existing tree (first open). */

@@ -628,7 +628,7 @@ static int store_fd(struct journal_snapfile *f, uint64_t interval)
  */
 static int chunk_fd(struct journal_snapfile *f, uint64_t chunk)
 {
-	size_t lo = 0, hi = f->nmap;
+	size_t lo = 0, hi;
 	uint64_t gen;
 	int r;
 
@@ -639,6 +639,7 @@ static int chunk_fd(struct journal_snapfile *f, uint64_t chunk)
 			return r;
 		f->gen = gen;
 	}
+	hi = f->nmap;   /* after a (re)load */
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 

@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests of the journal's snapshots: copy-on-write bookkeeping (which
+ * preserved chunk serves which snapshot), freeing on deletion, orphans,
+ * attributes, and the change set between two snapshots (journal_diff).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/falloc.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "mirrorfs/journal.h"
+#include "mirrorfs/util.h"
+#include "journal_fx.h"
+
+#define CH JOURNAL_CHUNK_SIZE
+
+/* A regular file made through the journal, open read-write. */
+static uint64_t mkfile(struct fx *f, uint64_t dir, int dirfd, const char *name, int *ret_fd)
+{
+	struct journal_cred cred = { getuid(), getgid(), 0 };
+	struct stat st;
+	int fd;
+
+	assert_int_equal(journal_create(f->j, &cred, dirfd, dir, name, O_RDWR, 0644, &fd, &st), 0);
+	*ret_fd = fd;
+	return st.st_ino;
+}
+
+/* Write `len` bytes of `c` at `off` through the journal. */
+static void put(struct fx *f, uint64_t ino, int fd, char c, off_t off, size_t len)
+{
+	char *b = malloc(len);
+
+	assert_non_null(b);
+	memset(b, c, len);
+	assert_int_equal(journal_pwrite(f->j, ino, fd, b, len, off), (ssize_t)len);
+	free(b);
+}
+
+static uint64_t snap(struct fx *f, const char *name)
+{
+	struct journal_snap s;
+
+	assert_int_equal(journal_snap_create(f->j, name, &s), 0);
+	return s.id;
+}
+
+/* The byte at `off` of `ino` as snapshot `id` sees it (-1 past its end). */
+static int snap_byte(struct fx *f, uint64_t id, uint64_t ino, off_t off)
+{
+	struct journal_snapfile *sf;
+	unsigned char c;
+	ssize_t n;
+
+	assert_int_equal(journal_snapfile_open(f->j, id, ino, &sf), 0);
+	n = journal_snapfile_read(sf, &c, 1, off);
+	journal_snapfile_close(sf);
+	assert_true(n >= 0);
+	return n == 1 ? c : -1;
+}
+
+static off_t snap_size(struct fx *f, uint64_t id, uint64_t ino)
+{
+	struct stat st;
+
+	assert_int_equal(journal_snap_stat(f->j, id, ino, &st), 0);
+	return st.st_size;
+}
+
+/* ---- copy-on-write -------------------------------------------------------- */
+
+static void test_cow_overlapping(void **state)
+{
+	struct fx *f = *state;
+	uint64_t ino, s1, s2, s3;
+	int fd;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	put(f, ino, fd, 'a', 0, 2 * CH);             /* chunks 0,1 = a */
+	s1 = snap(f, "s1");
+	put(f, ino, fd, 'b', 10, 100);                /* chunk 0 -> b (partly) */
+	s2 = snap(f, "s2");
+	put(f, ino, fd, 'c', CH - 5, 10);             /* chunks 0 and 1 */
+	s3 = snap(f, "s3");
+	put(f, ino, fd, 'd', CH + 100, 1);            /* chunk 1 again */
+
+	assert_int_equal(snap_byte(f, s1, ino, 10), 'a');
+	assert_int_equal(snap_byte(f, s1, ino, CH - 1), 'a');
+	assert_int_equal(snap_byte(f, s1, ino, CH + 100), 'a');
+	assert_int_equal(snap_byte(f, s2, ino, 10), 'b');
+	assert_int_equal(snap_byte(f, s2, ino, CH - 1), 'a');
+	assert_int_equal(snap_byte(f, s2, ino, CH + 2), 'a');
+	assert_int_equal(snap_byte(f, s3, ino, CH - 1), 'c');
+	assert_int_equal(snap_byte(f, s3, ino, CH + 2), 'c');
+	assert_int_equal(snap_byte(f, s3, ino, CH + 100), 'a');
+
+	/* Deleting s2 frees the copies only s2 read, and s1/s3 stay exact. */
+	assert_int_equal(journal_snap_delete(f->j, "s2"), 0);
+	assert_int_equal(snap_byte(f, s1, ino, 10), 'a');
+	assert_int_equal(snap_byte(f, s1, ino, CH + 100), 'a');
+	assert_int_equal(snap_byte(f, s3, ino, 10), 'b');
+	assert_int_equal(snap_byte(f, s3, ino, CH - 1), 'c');
+	assert_int_equal(snap_byte(f, s3, ino, CH + 100), 'a');
+	assert_int_equal(journal_snap_stat(f->j, s2, ino, &(struct stat){ 0 }), -ENOENT);
+	close(fd);
+	fx_close(f);
+	/*
+	 * Chunk 0's copy from interval s2 served only s2 (s3 reads it live):
+	 * freed. Chunk 1's copy from interval s2 also serves s1: kept.
+	 */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM cow_chunk WHERE ino=? AND chunk=0",
+			       (int64_t)ino), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM cow_chunk WHERE ino=? AND chunk=1",
+			       (int64_t)ino), 2);
+
+	/* Deleting every snapshot frees every copy and its store file. */
+	fx_open(f, 0);
+	assert_int_equal(journal_snap_delete(f->j, "s1"), 0);
+	assert_int_equal(journal_snap_delete(f->j, "s3"), 0);
+	fx_close(f);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM cow_chunk"), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM cow_attr"), 0);
+}
+
+static void test_cow_truncate_punch_append(void **state)
+{
+	struct fx *f = *state;
+	struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE };
+	struct journal_snapfile *sf;
+	uint64_t ino, s1;
+	int fd;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	put(f, ino, fd, 'x', 0, 3 * CH);
+	/* a hole in chunk 1 before the snapshot: it must stay a hole in it */
+	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
+					   FALLOC_FL_KEEP_SIZE, CH, CH), 0);
+	s1 = snap(f, "s1");
+	a.size = 100;                                  /* truncate down */
+	assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+	a.size = 4 * CH;                               /* and up again */
+	assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+	put(f, ino, fd, 'y', 4 * CH, 10);              /* append */
+	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
+					   FALLOC_FL_KEEP_SIZE, 0, 50), 0);
+
+	assert_int_equal(snap_size(f, s1, ino), 3 * CH);
+	assert_int_equal(snap_byte(f, s1, ino, 0), 'x');
+	assert_int_equal(snap_byte(f, s1, ino, 200), 'x');
+	assert_int_equal(snap_byte(f, s1, ino, CH + 5), 0);
+	assert_int_equal(snap_byte(f, s1, ino, 2 * CH + 5), 'x');
+	assert_int_equal(snap_byte(f, s1, ino, 3 * CH), -1);
+	assert_int_equal(journal_snapfile_open(f->j, s1, ino, &sf), 0);
+	assert_int_equal(journal_snapfile_seek(sf, 0, SEEK_HOLE), CH);
+	assert_int_equal(journal_snapfile_seek(sf, CH, SEEK_DATA), 2 * CH);
+	assert_int_equal(journal_snapfile_seek(sf, 2 * CH, SEEK_HOLE), 3 * CH);
+	assert_int_equal(journal_snapfile_seek(sf, 3 * CH, SEEK_DATA), -ENXIO);
+	journal_snapfile_close(sf);
+	close(fd);
+	fx_close(f);
+}
+
+static void test_cow_attrs_orphans(void **state)
+{
+	struct fx *f = *state;
+	struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = 0600 };
+	struct stat st;
+	char v[8];
+	uint64_t ino, s1;
+	int fd;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	put(f, ino, fd, 'q', 0, 1000);
+	assert_int_equal(journal_setxattr(f->j, fd, ino, "user.k", "v1", 2, 0), 0);
+	s1 = snap(f, "s1");
+	assert_int_equal(journal_setattr(f->j, fd, -1, ino, &a, NULL), 0);
+	assert_int_equal(journal_setxattr(f->j, fd, ino, "user.k", "v2", 2, 0), 0);
+	assert_int_equal(journal_unlink(f->j, f->root, ROOT, "f"), 0);
+	put(f, ino, fd, 'z', 0, 10);                   /* written after unlink, still open */
+
+	assert_int_equal(journal_snap_stat(f->j, s1, ino, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	assert_int_equal(st.st_size, 1000);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(journal_snap_getxattr(f->j, s1, ino, "user.k", v, sizeof(v)), 2);
+	assert_memory_equal(v, "v1", 2);
+	assert_int_equal(snap_byte(f, s1, ino, 0), 'q');
+	close(fd);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM orphans WHERE ino=?", (int64_t)ino), 1);
+	assert_int_equal(journal_snap_delete(f->j, "s1"), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM orphans"), 0);
+	{
+		char op[64];
+
+		snprintf(op, sizeof(op), ".mirrorfs/orphans/%" PRIu64, ino);
+		assert_int_equal(faccessat(f->root, op, F_OK, 0), -1);
+	}
+	fx_close(f);
+}
+
+static void test_snap_names_and_holds(void **state)
+{
+	struct fx *f = *state;
+	struct journal_snap *v;
+	size_t n;
+	char big[300];
+
+	fx_open(f, 0);
+	snap(f, "a");
+	assert_int_equal(journal_snap_create(f->j, "a", NULL), -EEXIST);
+	assert_int_equal(journal_snap_create(f->j, "", NULL), -EINVAL);
+	assert_int_equal(journal_snap_create(f->j, "..", NULL), -EINVAL);
+	assert_int_equal(journal_snap_create(f->j, "x/y", NULL), -EINVAL);
+	memset(big, 'n', 256);
+	big[256] = 0;
+	assert_int_equal(journal_snap_create(f->j, big, NULL), -ENAMETOOLONG);
+	assert_int_equal(journal_snap_delete(f->j, "nope"), -ENOENT);
+	assert_int_equal(journal_snap_hold(f->j, "a", "peer:1"), 0);
+	assert_int_equal(journal_snap_delete(f->j, "a"), -EBUSY);
+	assert_int_equal(journal_snap_list(f->j, true, &v, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].hold, "peer:1");
+	free(v);
+	assert_int_equal(journal_snap_release(f->j, "a", "peer:1"), 0);
+	assert_int_equal(journal_snap_delete(f->j, "a"), 0);
+	fx_close(f);
+	/* creation and deletion are journal records */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM changes WHERE op=?",
+			       (int64_t)JOP_SNAP_CREATE), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM changes WHERE op=?",
+			       (int64_t)JOP_SNAP_DELETE), 1);
+}
+
+/* ---- the change set --------------------------------------------------------- */
+
+struct seen {
+	char lines[64][128];
+	size_t n;
+};
+
+static int collect(void *arg, const struct journal_diff *d)
+{
+	struct seen *s = arg;
+	static const char *const kind[] = { "", "unlink", "create", "link", "data", "attr" };
+
+	assert_true(s->n < 64);
+	switch (d->kind) {
+	case JDIFF_UNLINK:
+		snprintf(s->lines[s->n++], 128, "unlink %" PRIu64 "/%s %" PRIu64 "%s", d->parent,
+			 d->name, d->ino, d->survives ? " survives" : "");
+		break;
+	case JDIFF_LINK:
+		snprintf(s->lines[s->n++], 128, "link %" PRIu64 "/%s %" PRIu64, d->parent, d->name,
+			 d->ino);
+		break;
+	case JDIFF_DATA:
+		snprintf(s->lines[s->n++], 128, "data %" PRIu64 " %" PRIu64 "+%" PRIu64, d->ino,
+			 d->off, d->len);
+		break;
+	default:
+		snprintf(s->lines[s->n++], 128, "%s %" PRIu64, kind[d->kind], d->ino);
+		break;
+	}
+	return 0;
+}
+
+static bool has(const struct seen *s, const char *line)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->lines[i], line) == 0)
+			return true;
+	return false;
+}
+
+static size_t idx(const struct seen *s, const char *line)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->lines[i], line) == 0)
+			return i;
+	fail_msg("missing line '%s'", line);
+	return 0;
+}
+
+static void test_diff(void **state)
+{
+	struct fx *f = *state;
+	struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE };
+	struct seen s = { 0 };
+	uint64_t d1, d2, sub, g, h, vic, s0, s1;
+	char line[128];
+	int d1fd, d2fd, subfd, gfd, hfd, vfd;
+
+	fx_open(f, 0);
+	d1 = mk(f, ROOT, f->root, "d1", S_IFDIR | 0755);
+	d2 = mk(f, ROOT, f->root, "d2", S_IFDIR | 0755);
+	d1fd = opath(f->root, "d1");
+	d2fd = opath(f->root, "d2");
+	sub = mk(f, d1, d1fd, "sub", S_IFDIR | 0755);
+	subfd = opath(d1fd, "sub");
+	g = mkfile(f, sub, subfd, "g", &gfd);
+	put(f, g, gfd, 'g', 0, 3 * CH);
+	h = mkfile(f, d1, d1fd, "h", &hfd);
+	put(f, h, hfd, 'h', 0, 100);
+	vic = mkfile(f, d2, d2fd, "victim", &vfd);
+	s0 = snap(f, "s0");
+
+	/* full: everything is created and linked, data of every file */
+	assert_int_equal(journal_diff(f->j, 0, s0, collect, &s), 0);
+	snprintf(line, sizeof(line), "link 1/d1 %" PRIu64, d1);
+	assert_true(idx(&s, line) < idx(&s, (snprintf(line, sizeof(line), "link %" PRIu64
+						       "/sub %" PRIu64, d1, sub), line)));
+	snprintf(line, sizeof(line), "data %" PRIu64 " 0+%d", g, 3 * CH);
+	assert_true(has(&s, line));
+	snprintf(line, sizeof(line), "create %" PRIu64, vic);
+	assert_true(has(&s, line));
+
+	/* rename a directory holding a changed file; replace a file by rename;
+	 * a hard link added; truncate then extend */
+	assert_int_equal(journal_rename(f->j, d1fd, d1, "sub", d2fd, d2, "moved", 0), 0);
+	put(f, g, gfd, 'G', CH + 1, 10);
+	assert_int_equal(journal_rename(f->j, d1fd, d1, "h", d2fd, d2, "victim", 0), 0);
+	assert_int_equal(journal_link(f->j, gfd, g, f->root, ROOT, "glink", NULL), 0);
+	a.size = 10;
+	assert_int_equal(journal_setattr(f->j, gfd, gfd, g, &a, NULL), 0);
+	a.size = 2 * CH;
+	assert_int_equal(journal_setattr(f->j, gfd, gfd, g, &a, NULL), 0);
+	s1 = snap(f, "s1");
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(journal_diff(f->j, s0, s1, collect, &s), 0);
+	snprintf(line, sizeof(line), "unlink %" PRIu64 "/sub %" PRIu64 " survives", d1, sub);
+	assert_true(has(&s, line));
+	snprintf(line, sizeof(line), "unlink %" PRIu64 "/victim %" PRIu64, d2, vic);
+	assert_true(has(&s, line));   /* the replaced file dies */
+	snprintf(line, sizeof(line), "unlink %" PRIu64 "/h %" PRIu64 " survives", d1, h);
+	assert_true(has(&s, line));
+	snprintf(line, sizeof(line), "link %" PRIu64 "/moved %" PRIu64, d2, sub);
+	assert_true(has(&s, line));
+	snprintf(line, sizeof(line), "link %" PRIu64 "/victim %" PRIu64, d2, h);
+	assert_true(has(&s, line));
+	snprintf(line, sizeof(line), "link 1/glink %" PRIu64, g);
+	assert_true(has(&s, line));
+	/* the file inside the moved directory is not re-created or re-linked */
+	snprintf(line, sizeof(line), "link %" PRIu64 "/g %" PRIu64, sub, g);
+	assert_false(has(&s, line));
+	snprintf(line, sizeof(line), "create %" PRIu64, g);
+	assert_false(has(&s, line));
+	/* truncate to 10 then extend to 2 chunks: everything from 10 may differ */
+	snprintf(line, sizeof(line), "data %" PRIu64 " 10+%d", g, 2 * CH - 10);
+	assert_true(has(&s, line));
+	snprintf(line, sizeof(line), "attr %" PRIu64, g);
+	assert_true(has(&s, line));
+	snprintf(line, sizeof(line), "attr %" PRIu64, d1);
+	assert_true(has(&s, line));
+	assert_true(has(&s, "attr 1"));
+	/* nothing about the untouched victim's replacement data */
+	snprintf(line, sizeof(line), "data %" PRIu64 " 0+100", h);
+	assert_false(has(&s, line));
+
+	/* a hard link removed again: the diff from s1 to s2 unlinks it */
+	assert_int_equal(journal_unlink(f->j, f->root, ROOT, "glink"), 0);
+	snap(f, "s2");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(journal_diff(f->j, s1, s1 + 1, collect, &s), 0);
+	snprintf(line, sizeof(line), "unlink 1/glink %" PRIu64 " survives", g);
+	assert_true(has(&s, line));
+	close(gfd);
+	close(hfd);
+	close(vfd);
+	close(d1fd);
+	close(d2fd);
+	close(subfd);
+	fx_close(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cow_overlapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cow_truncate_punch_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
