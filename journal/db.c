@@ -162,6 +162,16 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	"  interval INTEGER NOT NULL, PRIMARY KEY(ino, chunk, interval)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS orphans(ino INTEGER PRIMARY KEY);"
 	/* replication (replica.c, docs/MIRRORING.md) */
+	"CREATE TABLE IF NOT EXISTS peers(uuid TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, "
+	"  site TEXT NOT NULL, identity TEXT NOT NULL, host_key TEXT NOT NULL, "
+	"  keep_deleted INTEGER NOT NULL, paused INTEGER NOT NULL, added INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS peer_status(uuid TEXT PRIMARY KEY, state INTEGER, "
+	"  last_snap BLOB, last_snap_created INTEGER, last_sync INTEGER, snaps_synced INTEGER, "
+	"  snaps_deleted INTEGER, last_bytes_raw INTEGER, last_bytes_wire INTEGER, "
+	"  total_bytes_raw INTEGER, total_bytes_wire INTEGER, last_duration INTEGER, "
+	"  pending INTEGER, last_error TEXT, last_error_time INTEGER, next_retry INTEGER, "
+	"  failures INTEGER, cur_snap BLOB, cur_bytes INTEGER, cur_total INTEGER, "
+	"  cur_files INTEGER, cur_started INTEGER);"
 	"CREATE TABLE IF NOT EXISTS recv_pos(source TEXT NOT NULL, from_snap BLOB NOT NULL, "
 	"  to_snap BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(source, from_snap, to_snap));",
 };
@@ -581,6 +591,17 @@ int db_close_new(struct jconn *c)
 
 /* ---- the state directory and its lock ----------------------------------- */
 
+/* The lock file names the process holding it (rewritten after daemonizing). */
+static int lock_write_pid(struct journal *j)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(j->lock_fd, 0) < 0 || pwrite(j->lock_fd, buf, (size_t)n, 0) != n)
+		return errno == EROFS || errno == EACCES ? -EROFS : -errno;
+	return 0;
+}
+
 static int state_dir_open(struct journal *j)
 {
 	bool ro = j->flags & JOURNAL_OPEN_READONLY;
@@ -603,13 +624,7 @@ static int state_dir_open(struct journal *j)
 		return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	if (faccessat(j->state_fd, ".", W_OK, AT_EACCESS) < 0)
 		return -EROFS;
-	{
-		char buf[32];
-		int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-		if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
-			return errno == EROFS || errno == EACCES ? -EROFS : -errno;
-	}
-	return 0;
+	return lock_write_pid(j);
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -634,6 +649,7 @@ static int journal_alloc(const char *backing, unsigned flags, struct journal **r
 	pthread_mutex_init(&j->wconn_lock, NULL);
 	pthread_rwlock_init(&j->obj_lock, NULL);
 	pthread_mutex_init(&j->pool_lock, NULL);
+	pthread_mutex_init(&j->cconn_lock, NULL);
 	r = writer_init(j);
 	if (r < 0)
 		goto fail;
@@ -669,6 +685,8 @@ static void journal_free(struct journal *j)
 		cow_free(j);
 	if (j->state_fd >= 0)
 		close(j->state_fd);
+	if (j->cconn)
+		db_conn_close(j->cconn);
 	if (j->lock_fd >= 0)
 		close(j->lock_fd);  /* releases the flock */
 	if (j->root_fd >= 0)
@@ -677,6 +695,7 @@ static void journal_free(struct journal *j)
 	pthread_mutex_destroy(&j->wconn_lock);
 	pthread_rwlock_destroy(&j->obj_lock);
 	pthread_mutex_destroy(&j->pool_lock);
+	pthread_mutex_destroy(&j->cconn_lock);
 	free(j->db_path);
 	free(j->backing);
 	free(j);
@@ -743,8 +762,9 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		opts = &no_opts;
 	if (!backing || backing[0] != '/')
 		return -EINVAL;
-	ro = opts->flags & JOURNAL_OPEN_READONLY;
-	r = journal_alloc(backing, opts->flags, &j);
+	ro = opts->flags & (JOURNAL_OPEN_READONLY | JOURNAL_OPEN_CONFIG);
+	/* A configuration open is a read-only open plus one connection for peers. */
+	r = journal_alloc(backing, opts->flags | (ro ? JOURNAL_OPEN_READONLY : 0), &j);
 	if (r < 0)
 		return r;
 	j->root_fd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -799,6 +819,11 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		/* Readers use the pool; the connection we validated with joins it. */
 		db_conn_put(j, j->wconn);
 		j->wconn = NULL;
+		if (opts->flags & JOURNAL_OPEN_CONFIG) {
+			r = db_conn_open(j->db_path, SQLITE_OPEN_READWRITE, &j->cconn);
+			if (r < 0)
+				goto fail;
+		}
 		*ret = j;
 		return 0;
 	}
@@ -834,8 +859,13 @@ fail:
 
 int journal_start(struct journal *j)
 {
+	int r;
+
 	if (j->flags & JOURNAL_OPEN_READONLY)
 		return -EROFS;
+	r = lock_write_pid(j);   /* we may be a daemonized child now */
+	if (r < 0)
+		return r;
 	return writer_start(j);
 }
 

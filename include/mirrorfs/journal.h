@@ -51,6 +51,10 @@ enum journal_open_flags {
 	JOURNAL_OPEN_READONLY = 1 << 0,  /* inspect only: no lock, no writer, no adopt */
 	JOURNAL_OPEN_NO_START = 1 << 1,  /* do not start the writer thread yet
 					    (call journal_start() after fork/daemonize) */
+	JOURNAL_OPEN_CONFIG = 1 << 2,    /* configuration only (peers), while another
+					    process holds the journal: no lock, no
+					    writer, no adoption or recovery, and every
+					    tree mutation fails with -EROFS */
 };
 
 struct journal_open_opts {
@@ -410,6 +414,65 @@ int journal_recv_pos_get(struct journal *j, const char *source_id, const char *f
 			 const char *to, uint64_t *ret_seq);
 int journal_recv_pos_set(struct journal *j, const char *source_id, const char *from,
 			 const char *to, uint64_t seq);
+
+/* ---- mirror peers and their sync state (source side) ---------------------- */
+
+struct journal_peer {
+	char uuid[37];
+	char url[1024];          /* ssh://user@host[:port]/path or file:///path */
+	char site[64];           /* site name ("" if none) */
+	char identity[1024];     /* private key file for ssh ("" = none) */
+	char host_key[128];      /* pinned host key fingerprint "SHA256:..." ("" = file://) */
+	bool keep_deleted;       /* snapshots deleted here are kept on the replica */
+	bool paused;
+	int64_t added_ns;
+};
+
+enum journal_peer_state {
+	JOURNAL_PEER_IDLE = 0,
+	JOURNAL_PEER_SYNCING,
+	JOURNAL_PEER_FAILED,
+	JOURNAL_PEER_PAUSED,
+};
+/* "idle", "syncing", "failed", "paused" */
+const char *journal_peer_state_name(enum journal_peer_state s);
+
+struct journal_peer_status {
+	enum journal_peer_state state;
+	char last_snap[256];         /* newest snapshot complete on the peer ("" none) */
+	int64_t last_snap_created_ns;/* its creation time here: lag = now - this */
+	int64_t last_sync_ns;        /* when that sync completed */
+	uint64_t snaps_synced, snaps_deleted;
+	uint64_t last_bytes_raw, last_bytes_wire;   /* of the last sync */
+	uint64_t total_bytes_raw, total_bytes_wire;
+	int64_t last_duration_ns;
+	uint64_t pending;            /* snapshots not yet on the peer */
+	char last_error[512];        /* "" if the last attempt succeeded */
+	int64_t last_error_ns;
+	int64_t next_retry_ns;       /* 0 = none scheduled */
+	uint32_t failures;           /* consecutive failures (backoff) */
+	/* a sync in progress */
+	char cur_snap[256];
+	uint64_t cur_bytes, cur_total, cur_files;
+	int64_t cur_started_ns;
+};
+
+/*
+ * Peers live in the source's journal. These work on a journal opened
+ * normally or with JOURNAL_OPEN_CONFIG (the command line, while the mount
+ * daemon holds the journal). add: -EEXIST if the URL is already a peer.
+ */
+int journal_peer_add(struct journal *j, const struct journal_peer *p);
+int journal_peer_remove(struct journal *j, const char *uuid);
+int journal_peer_get(struct journal *j, const char *uuid, struct journal_peer *ret);
+int journal_peer_list(struct journal *j, struct journal_peer **ret, size_t *ret_n);
+int journal_peer_set_paused(struct journal *j, const char *uuid, bool paused);
+/* A peer that never synced has a zeroed status with state IDLE. */
+int journal_peer_status_get(struct journal *j, const char *uuid, struct journal_peer_status *ret);
+int journal_peer_status_set(struct journal *j, const char *uuid,
+			    const struct journal_peer_status *st);
+/* pid of the process that holds the journal (the mount daemon), 0 if none. */
+int journal_holder_pid(const char *backing, pid_t *ret);
 
 /* ---- check --------------------------------------------------------------- */
 
