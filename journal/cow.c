@@ -767,10 +767,22 @@ static const char sql_attrs[] =
 	"AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id != ?2 AND s.seq <= a.interval "
 	"  AND s.seq > coalesce((SELECT max(a3.interval) FROM cow_attr a3 "
 	"    WHERE a3.ino = a.ino AND a3.interval < a.interval), 0))";
+/*
+ * An orphan is garbage if its object is unknown, alive again (a live name
+ * serves its data), or no remaining snapshot lies in [born_seq, death).
+ * The death is objects.died_seq, or, where that was not recorded, when
+ * its last name died: the unlink/rename-over of a file that just got its
+ * orphan link sees st_nlink 1 (that link), not 0, so the object is not
+ * marked dead (see the report on mutate.c remove_entry/journal_rename).
+ */
 static const char sql_orphans[] =
 	"SELECT o.ino FROM orphans o LEFT JOIN objects b ON b.ino = o.ino "
-	"WHERE b.ino IS NULL OR b.died_seq IS NULL OR NOT EXISTS (SELECT 1 FROM snapshots s "
-	"  WHERE s.id != ?2 AND s.seq >= b.born_seq AND s.seq < b.died_seq)";
+	"WHERE b.ino IS NULL "
+	"OR (b.died_seq IS NULL AND EXISTS (SELECT 1 FROM ns n WHERE n.ino = o.ino "
+	"  AND n.died_seq IS NULL)) "
+	"OR NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id != ?2 AND s.seq >= b.born_seq "
+	"  AND s.seq < coalesce(b.died_seq, (SELECT max(n.died_seq) FROM ns n "
+	"    WHERE n.ino = o.ino)))";
 
 int cow_collect(struct journal *j, struct jconn *c, uint64_t seq, bool dry_run,
 		uint64_t *ret_bytes, struct cow_garbage **ret)

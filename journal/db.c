@@ -119,6 +119,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_SV_TARGET] = "SELECT target FROM objects WHERE ino=?1",
 	[ST_SV_CHUNKS] = "SELECT chunk, min(interval) FROM cow_chunk WHERE ino=?1 AND "
 			 "interval>=?2 GROUP BY chunk ORDER BY chunk",
+	[ST_SV_CHUNK_ONE] = "SELECT 1 FROM cow_chunk WHERE ino=?1 AND chunk=?2 AND interval>=?3 "
+			    "LIMIT 1",
 	[ST_TREE_ALL] = "SELECT ns.parent, ns.ino, o.type, o.size FROM ns "
 			"JOIN objects o ON o.ino = ns.ino WHERE ns.died_seq IS NULL",
 };

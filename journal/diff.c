@@ -392,7 +392,8 @@ static int collect_entries(struct diff *d, bool unlink, struct dent **ret, size_
 		dents_free(v, n);
 		return r;
 	}
-	qsort(v, n, sizeof(*v), unlink ? dent_cmp_unlink : dent_cmp_link);
+	if (n)
+		qsort(v, n, sizeof(*v), unlink ? dent_cmp_unlink : dent_cmp_link);
 	*ret = v;
 	*ret_n = n;
 	return 0;
@@ -572,7 +573,8 @@ static int emit_data(struct diff *d, const struct u64map *created, struct drange
 				goto out;
 		}
 	}
-	qsort(all, total, sizeof(*all), range_cmp);
+	if (total)
+		qsort(all, total, sizeof(*all), range_cmp);
 	for (size_t i = 0; i < total;) {
 		uint64_t ino = all[i].ino, size, off, end;
 		uint32_t type;
@@ -636,7 +638,8 @@ static int emit_attrs(struct diff *d, int (*cb)(void *, const struct journal_dif
 	for (size_t i = 0; i <= d->attr.mask; i++)
 		if (d->attr.keys[i])
 			v[n++] = d->attr.keys[i];
-	qsort(v, n, sizeof(*v), u64_cmp);
+	if (n)
+		qsort(v, n, sizeof(*v), u64_cmp);
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		struct journal_diff e = { .kind = JDIFF_ATTR, .ino = v[i] };
 

@@ -231,6 +231,12 @@ static int snap_stat_conn(struct journal *j, struct jconn *c, uint64_t seq, uint
 		close(fd);
 		if (r < 0)
 			return r;
+		/* as for data: another process may have changed it after preserving */
+		if (j->flags & JOURNAL_OPEN_READONLY) {
+			r = preserved_attr(c, ino, seq, &st, NULL, NULL);
+			if (r < 0)
+				return r;
+		}
 	}
 	st.st_dev = (dev_t)o.dev;
 	st.st_ino = ino;
@@ -624,7 +630,10 @@ static int store_fd(struct journal_snapfile *f, uint64_t interval)
 
 /*
  * The fd holding chunk `chunk` as the snapshot saw it. Called with the
- * stripe lock held shared and f->lock held.
+ * stripe lock held shared and f->lock held. -ENOENT: its store file is
+ * gone, which cow_garbage_free_data() does once the file holds no data
+ * (the other chunks in it were freed), so a chunk still recorded there
+ * was a hole when it was preserved: it reads as zeros.
  */
 static int chunk_fd(struct journal_snapfile *f, uint64_t chunk)
 {
@@ -653,6 +662,29 @@ static int chunk_fd(struct journal_snapfile *f, uint64_t chunk)
 	return f->live_fd;
 }
 
+/* Does a preserved copy of `chunk` for this snapshot exist now? 1 yes, 0 no. */
+static int copy_appeared(struct journal_snapfile *f, uint64_t chunk)
+{
+	struct jconn *c;
+	sqlite3_stmt *s;
+	int r;
+
+	r = db_conn_get(f->j, &c);
+	if (r < 0)
+		return r;
+	r = db_stmt(c, ST_SV_CHUNK_ONE, &s);
+	if (r >= 0) {
+		sqlite3_bind_int64(s, 1, (int64_t)f->ino);
+		sqlite3_bind_int64(s, 2, (int64_t)chunk);
+		sqlite3_bind_int64(s, 3, (int64_t)f->seq);
+		r = sqlite3_step(s);
+		r = r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : journal_err(r);
+		sqlite3_reset(s);
+	}
+	db_conn_put(f->j, c);
+	return r;
+}
+
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off)
 {
 	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
@@ -675,7 +707,28 @@ ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len,
 		pthread_rwlock_rdlock(lk);
 		pthread_mutex_lock(&f->lock);
 		fd = chunk_fd(f, chunk);
-		got = fd < 0 ? fd : util_pread_all(fd, p + done, n, pos);
+		if (fd == -ENOENT)   /* a store file of holes only: freed (see chunk_fd) */
+			got = 0;
+		else
+			got = fd < 0 ? fd : util_pread_all(fd, p + done, n, pos);
+		if (got >= 0 && fd == f->live_fd && (f->j->flags & JOURNAL_OPEN_READONLY)) {
+			/*
+			 * Another process (the mount daemon) may be overwriting
+			 * this chunk: our stripe lock does not stop it. It commits
+			 * the preserved copy before it overwrites, so if no copy
+			 * exists after our read, we read the old data; if one
+			 * does now, read that instead.
+			 */
+			int k = copy_appeared(f, chunk);
+
+			if (k > 0) {
+				f->gen = 0;   /* reload the map */
+				fd = chunk_fd(f, chunk);
+				got = fd < 0 ? fd : util_pread_all(fd, p + done, n, pos);
+			} else if (k < 0) {
+				got = k;
+			}
+		}
 		pthread_mutex_unlock(&f->lock);
 		pthread_rwlock_unlock(lk);
 		if (got < 0)
@@ -704,7 +757,10 @@ off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence)
 		pthread_rwlock_rdlock(lk);
 		pthread_mutex_lock(&f->lock);
 		fd = chunk_fd(f, chunk);
-		got = fd < 0 ? fd : lseek(fd, off, whence);
+		if (fd == -ENOENT)   /* a store file of holes only: all hole */
+			got = whence == SEEK_HOLE ? off : end;
+		else
+			got = fd < 0 ? fd : lseek(fd, off, whence);
 		if (fd >= 0 && got < 0)
 			got = errno == ENXIO ? (whence == SEEK_HOLE ? off : end) : -errno;
 		pthread_mutex_unlock(&f->lock);

@@ -236,7 +236,8 @@ int repl_reader_next(struct repl_reader *r, struct repl_record *ret)
 	k = fill(r, REPL_HDR_SIZE);
 	if (k < 0)
 		return reader_fail(r, (int)k, "cannot read from %s: %s", r->t->peer, strerror((int)-k));
-	if (k == 0 && r->state == R_IDLE)
+	/* between streams, which includes after a HELLO the receiver refused */
+	if (k == 0 && (r->state == R_IDLE || (r->role == REPL_READ_STREAM && !r->ready)))
 		return 0;
 	if (k == 0)
 		return reader_fail(r, -EBADMSG, "stream truncated before the trailer");

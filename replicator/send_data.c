@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The sender's second half: a changed file's data as DATA/PUNCH records
+ * from the `to` snapshot (SEEK_DATA/SEEK_HOLE), and attributes and xattrs
+ * as SETATTR, REMOVEXATTR and SETXATTR. See send.c for the whole picture.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mirrorfs/journal.h"
+#include "mirrorfs/log.h"
+#include "mirrorfs/util.h"
+#include "repl_i.h"
+#include "send_i.h"
+
+/* Send [off, off+len) of a data segment in REPL_DATA_CHUNK pieces. */
+static int send_segment(struct send *s, struct journal_snapfile *f, uint64_t ino,
+			uint64_t off, uint64_t len)
+{
+	while (len > 0) {
+		size_t n = (size_t)UTIL_MIN(len, (uint64_t)REPL_DATA_CHUNK);
+		int r;
+
+		/* A chunk the receiver already has is counted, not read (nor sent). */
+		if (repl_writer_next_seq(s->w) > s->resume) {
+			ssize_t k = journal_snapfile_read(f, s->buf, n, (off_t)off);
+
+			if (k < 0)
+				return repl_send_sfail(s, (int)k, "cannot read inode %" PRIu64 " at %" PRIu64
+					     " in the snapshot", ino, off);
+			if ((size_t)k != n)
+				return repl_send_sfail(s, -EIO, "inode %" PRIu64 " ends at %" PRIu64
+					     " in the snapshot, before its data", ino, off + (uint64_t)k);
+			s->data_sent += n;
+		}
+		r = repl_writer_data(s->w, ino, off, s->buf, n);
+		if (r < 0)
+			return repl_send_wfail(s, r);
+		off += n;
+		len -= n;
+		s->prog.bytes_done += n;
+		repl_send_progress(s, false);
+	}
+	return 0;
+}
+
+int repl_send_data(struct send *s, const struct journal_diff *d)
+{
+	struct journal_snapfile *f = NULL;
+	uint64_t pos = d->off, end = d->off + d->len;
+	int r;
+
+	if (d->ino != s->data_ino) {
+		if (s->data_ino)
+			s->prog.files_done++;
+		s->data_ino = d->ino;
+		s->files++;
+	}
+	r = journal_snapfile_open(s->j, s->to_id, d->ino, &f);
+	if (r < 0)
+		return repl_send_sfail(s, r, "cannot open inode %" PRIu64 " in the snapshot", d->ino);
+	while (pos < end) {
+		off_t dpos, hpos;
+
+		dpos = journal_snapfile_seek(f, (off_t)pos, SEEK_DATA);
+		if (dpos == -ENXIO || (dpos >= 0 && (uint64_t)dpos > end))
+			dpos = (off_t)end;       /* a hole to the end of the range */
+		if (dpos < 0) {
+			r = repl_send_sfail(s, (int)dpos, "cannot seek in inode %" PRIu64, d->ino);
+			break;
+		}
+		if ((uint64_t)dpos < pos) {
+			r = repl_send_sfail(s, -EIO, "inode %" PRIu64 ": data offset went backwards", d->ino);
+			break;
+		}
+		if ((uint64_t)dpos > pos) {
+			r = repl_writer_punch(s->w, d->ino, pos, (uint64_t)dpos - pos);
+			if (r < 0) {
+				r = repl_send_wfail(s, r);
+				break;
+			}
+			s->prog.bytes_done += (uint64_t)dpos - pos;
+			pos = (uint64_t)dpos;
+		}
+		if (pos >= end)
+			break;
+		hpos = journal_snapfile_seek(f, (off_t)pos, SEEK_HOLE);
+		if (hpos < 0) {
+			r = repl_send_sfail(s, (int)hpos, "cannot seek in inode %" PRIu64, d->ino);
+			break;
+		}
+		if ((uint64_t)hpos <= pos) {
+			r = repl_send_sfail(s, -EIO, "inode %" PRIu64 ": empty data segment at %" PRIu64,
+				  d->ino, pos);
+			break;
+		}
+		if ((uint64_t)hpos > end)
+			hpos = (off_t)end;
+		r = send_segment(s, f, d->ino, pos, (uint64_t)hpos - pos);
+		if (r < 0)
+			break;
+		pos = (uint64_t)hpos;
+	}
+	journal_snapfile_close(f);
+	return r;
+}
+
+/* ---- xattrs of a snapshot ------------------------------------------------------ */
+
+struct xattrs {
+	char *buf;
+	const char **names;   /* sorted, replicable namespaces only */
+	size_t n;
+};
+
+static void xattrs_release(struct xattrs *x)
+{
+	free(x->buf);
+	free(x->names);
+	*x = (struct xattrs){ 0 };
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The xattr names of ino in snapshot `snap` (none if the snapshot lacks ino). */
+static int xattrs_list(struct journal *j, uint64_t snap, uint64_t ino, struct xattrs *ret)
+{
+	struct xattrs x = { 0 };
+	ssize_t len;
+	char msg[128];
+
+	for (;;) {
+		len = journal_snap_listxattr(j, snap, ino, NULL, 0);
+		if (len == -ENOENT || len == 0) {
+			*ret = x;
+			return 0;
+		}
+		if (len < 0)
+			return (int)len;
+		x.buf = malloc((size_t)len + 1);
+		if (!x.buf)
+			return -ENOMEM;
+		len = journal_snap_listxattr(j, snap, ino, x.buf, (size_t)len);
+		if (len != -ERANGE)
+			break;
+		free(x.buf);   /* grew meanwhile (cannot happen to a snapshot; be safe) */
+		x.buf = NULL;
+	}
+	if (len < 0) {
+		free(x.buf);
+		return (int)len;
+	}
+	x.buf[len] = '\0';
+	x.names = calloc((size_t)len + 1, sizeof(*x.names));
+	if (!x.names) {
+		free(x.buf);
+		return -ENOMEM;
+	}
+	for (char *p = x.buf; p < x.buf + len; p += strlen(p) + 1) {
+		if (repl_check_xattr_name(p, msg, sizeof(msg)) < 0) {
+			log_debug("inode %" PRIu64 ": xattr not mirrored: %s", ino, msg);
+			continue;
+		}
+		x.names[x.n++] = p;
+	}
+	qsort(x.names, x.n, sizeof(*x.names), cmp_str);
+	*ret = x;
+	return 0;
+}
+
+static bool xattrs_has(const struct xattrs *x, const char *name)
+{
+	return x->n && bsearch(&name, x->names, x->n, sizeof(*x->names), cmp_str);
+}
+
+/* The value of `name` (malloc'd in *ret, at least 1 byte allocated); -ENODATA if none. */
+static int xattr_get(struct journal *j, uint64_t snap, uint64_t ino, const char *name,
+		     void **ret, size_t *ret_len)
+{
+	for (;;) {
+		ssize_t len = journal_snap_getxattr(j, snap, ino, name, NULL, 0);
+		void *v;
+
+		if (len == -ENOENT)
+			return -ENODATA;
+		if (len < 0)
+			return (int)len;
+		v = malloc((size_t)len + 1);
+		if (!v)
+			return -ENOMEM;
+		len = journal_snap_getxattr(j, snap, ino, name, v, (size_t)len);
+		if (len >= 0) {
+			*ret = v;
+			*ret_len = (size_t)len;
+			return 0;
+		}
+		free(v);
+		if (len != -ERANGE)
+			return len == -ENOENT ? -ENODATA : (int)len;
+	}
+}
+
+/*
+ * The receiver holds `from`'s xattrs (it is at snapshot `from`): remove what
+ * `to` lacks, set what differs. A full stream sets every xattr.
+ */
+static int send_xattrs(struct send *s, uint64_t ino)
+{
+	struct xattrs xf = { 0 }, xt = { 0 };
+	void *vt = NULL, *vf = NULL;
+	size_t lt, lf;
+	int r;
+
+	r = xattrs_list(s->j, s->to_id, ino, &xt);
+	if (r == 0 && s->from_id)
+		r = xattrs_list(s->j, s->from_id, ino, &xf);
+	if (r < 0) {
+		r = repl_send_sfail(s, r, "cannot list the xattrs of inode %" PRIu64 " in the snapshot", ino);
+		goto out;
+	}
+	for (size_t i = 0; i < xf.n; i++) {
+		if (xattrs_has(&xt, xf.names[i]))
+			continue;
+		r = repl_writer_removexattr(s->w, ino, xf.names[i]);
+		if (r < 0) {
+			r = repl_send_wfail(s, r);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < xt.n; i++) {
+		struct repl_xattr x = { .ino = ino, .name = xt.names[i] };
+
+		r = xattr_get(s->j, s->to_id, ino, xt.names[i], &vt, &lt);
+		if (r < 0) {
+			r = repl_send_sfail(s, r, "cannot read xattr '%s' of inode %" PRIu64 " in the snapshot",
+				  xt.names[i], ino);
+			goto out;
+		}
+		if (xattrs_has(&xf, xt.names[i])) {
+			r = xattr_get(s->j, s->from_id, ino, xt.names[i], &vf, &lf);
+			if (r < 0 && r != -ENODATA) {
+				r = repl_send_sfail(s, r, "cannot read xattr '%s' of inode %" PRIu64
+					  " in the snapshot", xt.names[i], ino);
+				goto out;
+			}
+			if (r == 0 && lf == lt && memcmp(vf, vt, lt) == 0) {
+				free(vt);
+				free(vf);
+				vt = vf = NULL;
+				continue;
+			}
+			free(vf);
+			vf = NULL;
+		}
+		x.value = lt ? vt : NULL;
+		x.size = lt;
+		r = repl_writer_setxattr(s->w, &x);
+		free(vt);
+		vt = NULL;
+		if (r < 0) {
+			r = repl_send_wfail(s, r);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	free(vt);
+	free(vf);
+	xattrs_release(&xf);
+	xattrs_release(&xt);
+	return r;
+}
+
+int repl_send_attr(struct send *s, const struct journal_diff *d)
+{
+	struct repl_setattr a = { .ino = d->ino };
+	struct stat st;
+	int r;
+
+	r = journal_snap_stat(s->j, s->to_id, d->ino, &st);
+	if (r < 0)
+		return repl_send_sfail(s, r, "cannot stat inode %" PRIu64 " in the snapshot", d->ino);
+	a.valid = REPL_ATTR_UID | REPL_ATTR_GID | REPL_ATTR_ATIME | REPL_ATTR_MTIME;
+	a.uid = st.st_uid;
+	a.gid = st.st_gid;
+	if (!S_ISLNK(st.st_mode)) {
+		a.valid |= REPL_ATTR_MODE;
+		a.mode = st.st_mode & 07777;
+	}
+	if (S_ISREG(st.st_mode)) {
+		a.valid |= REPL_ATTR_SIZE;
+		a.size = (uint64_t)st.st_size;
+	}
+	a.atime_sec = st.st_atim.tv_sec;
+	a.atime_nsec = (uint32_t)st.st_atim.tv_nsec;
+	a.mtime_sec = st.st_mtim.tv_sec;
+	a.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	r = repl_writer_setattr(s->w, &a);
+	if (r < 0)
+		return repl_send_wfail(s, r);
+	return send_xattrs(s, d->ino);
+}

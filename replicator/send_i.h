@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef MIRRORFS_SEND_I_H
+#define MIRRORFS_SEND_I_H
+
+/* Private to replicator/: the sender's state (send.c, send_data.c). */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mirrorfs/journal.h"
+#include "mirrorfs/repl.h"
+
+#define STAGING_NAME_MAX 24     /* decimal jino */
+
+/* A set of jinos (open addressing, linear probing). */
+struct inoset {
+	uint64_t *v;    /* 0 = empty slot (jino 0 does not exist) */
+	size_t cap, n;  /* cap: power of two */
+};
+
+struct send {
+	struct journal *j;
+	struct repl_writer *w;
+	uint64_t from_id, to_id;
+	enum journal_diff_kind last_kind;
+	bool swept;                 /* objects left in staging after the links handled */
+	struct inoset staging;      /* objects in the receiver's staging directory */
+	uint8_t *buf;               /* REPL_DATA_CHUNK */
+	uint64_t resume;            /* K: records up to it are counted, not sent */
+	bool failed;                /* the callback failed: message already set */
+
+	const struct repl_send_opts *o;
+	struct repl_send_progress prog;
+	int64_t next_progress_ns, progress_every_ns;
+	uint64_t data_ino;          /* file of the last DATA entry */
+	uint64_t data_sent;
+	uint64_t files;
+};
+
+/* A writer error: its message becomes the thread's (repl_last_errmsg()). */
+int repl_send_wfail(struct send *s, int r);
+/* Fail with "MESSAGE: strerror(r)" as the thread's message. */
+int repl_send_sfail(struct send *s, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Call the progress callback if it is time (or `final`). */
+void repl_send_progress(struct send *s, bool final);
+
+/* JDIFF_DATA: DATA and PUNCH records for the range. */
+int repl_send_data(struct send *s, const struct journal_diff *d);
+/* JDIFF_ATTR: SETATTR, then the xattrs that differ from `from`. */
+int repl_send_attr(struct send *s, const struct journal_diff *d);
+
+#endif /* MIRRORFS_SEND_I_H */
