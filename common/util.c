@@ -123,3 +123,81 @@ int util_uuid_new(char ret[37])
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
 	return 0;
 }
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int util_base64_encode(const void *data, size_t len, char **ret)
+{
+	const unsigned char *p = data;
+	size_t olen = (len + 2) / 3 * 4;
+	char *out = malloc(olen + 1), *o = out;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		*o++ = b64_alphabet[(v >> 18) & 63];
+		*o++ = b64_alphabet[(v >> 12) & 63];
+		*o++ = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+		*o++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
+	}
+	*o = '\0';
+	*ret = out;
+	return 0;
+}
+
+static int b64_value(char c)
+{
+	const char *p = c ? strchr(b64_alphabet, c) : NULL;
+
+	return p ? (int)(p - b64_alphabet) : -1;
+}
+
+int util_base64_decode(const char *s, size_t slen, unsigned char **ret, size_t *ret_len)
+{
+	unsigned char *out, *o;
+	size_t pad = 0;
+
+	if (slen == 0 || slen % 4)
+		return -EINVAL;
+	if (s[slen - 1] == '=')
+		pad++;
+	if (s[slen - 2] == '=')
+		pad++;
+	out = malloc(slen / 4 * 3 + 1);
+	if (!out)
+		return -ENOMEM;
+	o = out;
+	for (size_t i = 0; i < slen; i += 4) {
+		bool last = i + 4 == slen;
+		int a = b64_value(s[i]), b = b64_value(s[i + 1]);
+		int c = last && pad == 2 ? 0 : b64_value(s[i + 2]);
+		int d = last && pad >= 1 ? 0 : b64_value(s[i + 3]);
+		uint32_t v;
+
+		if (a < 0 || b < 0 || c < 0 || d < 0)
+			goto bad;
+		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+		/* the bits padding leaves out must be zero (one encoding per input) */
+		if (last && ((pad == 2 && (v & 0xffff)) || (pad == 1 && (v & 0xff))))
+			goto bad;
+		*o++ = (unsigned char)(v >> 16);
+		if (!(last && pad == 2))
+			*o++ = (unsigned char)(v >> 8);
+		if (!(last && pad >= 1))
+			*o++ = (unsigned char)v;
+	}
+	*o = '\0';
+	*ret = out;
+	*ret_len = (size_t)(o - out);
+	return 0;
+bad:
+	free(out);
+	return -EINVAL;
+}

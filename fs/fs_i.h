@@ -10,9 +10,10 @@
  * Node ids: the kernel's node id of a live object is its journal inode
  * number (jino, 1 ..= JOURNAL_INO_MAX; the root is FUSE_ROOT_ID ==
  * JOURNAL_ROOT_INO == 1). Ids above JOURNAL_INO_MAX (top bits set) are
- * reserved for snapshot views (.snap); every handler first resolves its
- * node id with fs_inode_get(), which refuses those, so adding another kind
- * of node means one branch in each handler's resolution step.
+ * the `.snap` directory and snapshot views (snapdir.c): every handler
+ * first checks fs_is_live() and hands any other id to its fs_snap_op_*
+ * counterpart (or fails with EROFS for a mutation) before resolving a
+ * live id with fs_inode_get(), which refuses the others.
  *
  * Locks: the inode table has one mutex (fs_itable.lock). It is a leaf lock:
  * nothing else is taken while it is held, it is never held across a
@@ -92,8 +93,8 @@ int fs_inode_add_root(struct fs *fs, int fd, struct fs_inode **ret);
 
 /*
  * Take a reference to the live inode `nodeid`: -ESTALE if the kernel
- * asks for an id the table does not hold (or one of a snapshot view until
- * .snap exists). Drop it with fs_inode_put().
+ * asks for an id the table does not hold (or one that is not live: the
+ * callers dispatch those to snapdir.c first). Drop it with fs_inode_put().
  */
 int fs_inode_get(struct fs *fs, fuse_ino_t nodeid, struct fs_inode **ret);
 void fs_inode_put(struct fs *fs, struct fs_inode *ino);
@@ -123,6 +124,14 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t nodeid, uint64_t n);
 /* fstat an inode, with st_ino set to its jino. */
 int fs_inode_stat(const struct fs_inode *ino, struct stat *ret_st);
 
+/*
+ * A file whose last link went while a snapshot still sees it keeps its
+ * data through a hard link in the state directory (docs/SNAPSHOTS.md:
+ * .mirrorfs/orphans/<jino>); that link is not the user's: take it out of
+ * `st`'s st_nlink (so fstat of an unlinked open file says 0, as locally).
+ */
+void fs_stat_hide_orphan_link(struct fs *fs, const struct fs_inode *ino, struct stat *st);
+
 /* Fill an entry reply for `jino` with attributes `st` (st_ino already jino). */
 void fs_fill_entry(struct fuse_entry_param *e, const struct stat *st);
 
@@ -130,7 +139,8 @@ void fs_fill_entry(struct fuse_entry_param *e, const struct stat *st);
 
 /*
  * Check a name a request wants to create in `parent`: 0, -ENAMETOOLONG,
- * -EINVAL, or -EPERM for the state directory's name in the root.
+ * -EINVAL, -EPERM for the state directory's name in the root, or -EEXIST
+ * for .snap in the root (it exists, virtually).
  */
 int fs_check_new_name(const struct fs_inode *parent, const char *name);
 /* Is `name` in `parent` the hidden state directory? */
@@ -150,6 +160,47 @@ void fs_req_cred(fuse_req_t req, struct journal_cred *ret);
 /* "/proc/self/fd/N" for an O_PATH fd. */
 #define FS_PROC_FD_LEN 32
 void fs_proc_path(int fd, char buf[FS_PROC_FD_LEN]);
+
+/* ---- snapdir.c: `.snap` and snapshot views ------------------------------ */
+
+#define FS_SNAPDIR_NAME ".snap"
+#define FS_SNAPDIR_INO (1ULL << 62)   /* node id and st_ino of .snap */
+
+/*
+ * Is `name` in `parent` the virtual .snap directory (in the root)? It
+ * shadows a real entry of that name in the backing root.
+ */
+bool fs_is_snapdir(fuse_ino_t parent, const char *name);
+
+/*
+ * The handlers for every node id that is not live (`.snap` and the views
+ * below it), and for the lookup of .snap itself. The live handlers call
+ * them first; what they do not cover (a mutation, flush, fsync) the live
+ * handler answers itself (EROFS, or 0).
+ */
+void fs_snap_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_snap_op_getattr(fuse_req_t req, fuse_ino_t ino);
+void fs_snap_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void fs_snap_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_snap_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_snap_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_snap_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi, bool plus);
+void fs_snap_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_snap_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_snap_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+void fs_snap_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_snap_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		      struct fuse_file_info *fi);
+void fs_snap_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_snap_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+/*
+ * copy_file_range from an open snapshot file (fi_in) into the live file
+ * `ino_out` (fd_out): read, then journal_pwrite; may copy less than `len`.
+ */
+ssize_t fs_snap_copy_out(struct fs *fs, struct fuse_file_info *fi_in, off_t off_in,
+			 uint64_t ino_out, int fd_out, off_t off_out, size_t len);
 
 /* ---- handlers, gathered in mount.c's fs_ops ---------------------------- */
 

@@ -161,7 +161,7 @@ int fs_inode_get(struct fs *fs, fuse_ino_t nodeid, struct fs_inode **ret)
 {
 	struct fs_inode *n;
 
-	/* Snapshot views (.snap) will be dispatched here: nodeid > JOURNAL_INO_MAX. */
+	/* .snap and snapshot views: the handlers dispatch them to snapdir.c first. */
 	if (!fs_is_live(nodeid))
 		return -ESTALE;
 	if (nodeid == FUSE_ROOT_ID) {
@@ -277,6 +277,20 @@ int fs_inode_stat(const struct fs_inode *n, struct stat *ret_st)
 	return 0;
 }
 
+void fs_stat_hide_orphan_link(struct fs *fs, const struct fs_inode *n, struct stat *st)
+{
+	char name[64];
+	struct stat o;
+
+	if (!S_ISREG(st->st_mode) || st->st_nlink == 0)
+		return;
+	snprintf(name, sizeof(name), "%s/orphans/%llu", JOURNAL_STATE_DIR,
+		 (unsigned long long)n->jino);
+	if (fstatat(fs->root->fd, name, &o, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    o.st_ino == n->bino && o.st_dev == n->dev)
+		st->st_nlink--;
+}
+
 void fs_fill_entry(struct fuse_entry_param *e, const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
@@ -300,6 +314,8 @@ int fs_check_new_name(const struct fs_inode *parent, const char *name)
 		return r;
 	if (fs_is_state_dir(parent, name))
 		return -EPERM;
+	if (fs_is_snapdir(parent->jino, name))
+		return -EEXIST;
 	return 0;
 }
 

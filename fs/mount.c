@@ -298,7 +298,7 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	struct fs fs = { 0 };
-	bool foreground, mounted = false, handlers = false;
+	bool foreground, mounted = false, handlers = false, started = false;
 	char *optstr = NULL;
 	size_t optcap;
 	int r, ret = 1, rootfd;
@@ -418,6 +418,14 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 		log_err("cannot start the journal of '%s': %s", backing, journal_strerror(r));
 		goto out;
 	}
+	if (opts->on_start) {
+		r = opts->on_start(opts->hook_arg, fs.j);
+		if (r < 0) {
+			log_err("cannot start serving '%s': %s", backing, strerror(-r));
+			goto out;
+		}
+		started = true;
+	}
 
 	cfg = fuse_loop_cfg_create();
 	if (!cfg) {
@@ -443,6 +451,8 @@ out:
 	if (se)
 		fuse_session_destroy(se);
 	fs_itable_release(&fs.itable);
+	if (started && opts->on_stop)
+		opts->on_stop(opts->hook_arg);
 	if (fs.j) {
 		r = journal_close(fs.j);
 		if (r < 0) {

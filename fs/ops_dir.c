@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Directories: opendir, readdir(plus), releasedir, fsyncdir, and statfs.
- * The state directory is never listed.
+ * The state directory is never listed, nor is .snap (or a real backing
+ * entry of that name, which it shadows). .snap and snapshot directories
+ * are served by snapdir.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +33,8 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dir *d;
 	int fd, r;
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_opendir(req, ino, fi);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -90,6 +94,8 @@ static void fs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 	size_t rem;
 	int r;
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_readdir(req, ino, size, off, fi, plus);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -123,7 +129,7 @@ static void fs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 		}
 		name = d->entry->d_name;
 		nextoff = d->entry->d_off;
-		if (fs_is_state_dir(n, name))
+		if (fs_is_state_dir(n, name) || fs_is_snapdir(n->jino, name))
 			goto next;
 		dots = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
 
@@ -190,6 +196,8 @@ void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_releasedir(req, ino, fi);
 	closedir(d->dp);
 	free(d);
 	fuse_reply_err(req, 0);
@@ -201,6 +209,8 @@ void fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 	int r;
 
+	if (!fs_is_live(ino))   /* nothing to make durable in a snapshot */
+		return (void) fuse_reply_err(req, 0);
 	r = journal_fsync(fs->j, ino, dirfd(d->dp), datasync != 0);
 	fuse_reply_err(req, r < 0 ? -r : 0);
 }
@@ -210,6 +220,7 @@ void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct fs *fs = fuse_req_userdata(req);
 	struct statvfs sv;
 
+	/* The same everywhere, .snap and snapshots included. */
 	if (fstatvfs(fs->root->fd, &sv) < 0)
 		return (void) fuse_reply_err(req, errno);
 	fuse_reply_statfs(req, &sv);

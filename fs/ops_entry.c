@@ -22,6 +22,8 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int r;
 
+	if (!fs_is_live(parent) || fs_is_snapdir(parent, name))
+		return fs_snap_op_lookup(req, parent, name);
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -62,10 +64,14 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	int r;
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_getattr(req, ino);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
 	r = fs_inode_stat(n, &st);
+	if (r >= 0)
+		fs_stat_hide_orphan_link(fs, n, &st);
 	fs_inode_put(fs, n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -81,7 +87,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	struct stat st;
 	int r;
 
-	if (fs->read_only)
+	if (fs->read_only || !fs_is_live(ino))   /* snapshots are read-only */
 		return (void) fuse_reply_err(req, EROFS);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -119,8 +125,10 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 		a.valid |= JOURNAL_ATTR_CTIME;
 
 	r = journal_setattr(fs->j, n->fd, fi ? (int)fi->fh : -1, n->jino, &a, &st);
-	if (r >= 0)
+	if (r >= 0) {
 		st.st_ino = n->jino;
+		fs_stat_hide_orphan_link(fs, n, &st);
+	}
 	fs_inode_put(fs, n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -135,6 +143,8 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	ssize_t len;
 	int r;
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_readlink(req, ino);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -163,7 +173,7 @@ static int fs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct stat st, bst;
 	int fd, r;
 
-	if (fs->read_only)
+	if (fs->read_only || !fs_is_live(parent))   /* in .snap or a snapshot */
 		return -EROFS;
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
@@ -218,6 +228,8 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	struct fuse_entry_param e;
 	int r;
 
+	if (!fs_is_live(parent))   /* mkdir .snap/NAME takes a snapshot */
+		return fs_snap_op_mkdir(req, parent, name);
 	r = fs_make_node(req, parent, name, S_IFDIR | (mode & ~S_IFMT), 0, NULL, &e);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -243,7 +255,8 @@ void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char
 	struct stat st;
 	int r;
 
-	if (fs->read_only)
+	/* From or into a snapshot (or .snap): read-only. */
+	if (fs->read_only || !fs_is_live(ino) || !fs_is_live(newparent))
 		return (void) fuse_reply_err(req, EROFS);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -275,8 +288,10 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_inode *p;
 	int r;
 
-	if (fs->read_only)
+	if (fs->read_only || !fs_is_live(parent))
 		return (void) fuse_reply_err(req, EROFS);
+	if (fs_is_snapdir(parent, name))   /* a directory (the kernel says so first) */
+		return (void) fuse_reply_err(req, EISDIR);
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -294,8 +309,12 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_inode *p;
 	int r;
 
+	if (!fs_is_live(parent))   /* rmdir .snap/NAME deletes a snapshot */
+		return fs_snap_op_rmdir(req, parent, name);
 	if (fs->read_only)
 		return (void) fuse_reply_err(req, EROFS);
+	if (fs_is_snapdir(parent, name))   /* like a mount point */
+		return (void) fuse_reply_err(req, EBUSY);
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -314,10 +333,14 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_inode *p = NULL, *np = NULL;
 	int r;
 
-	if (fs->read_only)
+	/* Either side in .snap or a snapshot: read-only (not EXDEV: same mount). */
+	if (fs->read_only || !fs_is_live(parent) || !fs_is_live(newparent))
 		return (void) fuse_reply_err(req, EROFS);
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return (void) fuse_reply_err(req, EINVAL);
+	/* .snap itself cannot move or be replaced, like a mount point. */
+	if (fs_is_snapdir(parent, name) || fs_is_snapdir(newparent, newname))
+		return (void) fuse_reply_err(req, EBUSY);
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
 		goto out;

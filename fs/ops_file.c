@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Open files: create, open, read, write_buf, flush, release, fsync,
- * fallocate, lseek, copy_file_range. fi->fh is the backing fd.
+ * fallocate, lseek, copy_file_range. fi->fh is the backing fd of a live
+ * file; for a snapshot file (node id not live) it is the journal's
+ * snapshot file (snapdir.c), and every write to it fails with EROFS.
  *
  * Data moves by splice where the kernel allows it: reads reply with the
  * backing fd (fuse_reply_data), writes are copied from the request buffer
@@ -59,7 +61,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct stat st, bst;
 	int fd = -1, pfd, r;
 
-	if (fs->read_only)
+	if (fs->read_only || !fs_is_live(parent))   /* in .snap or a snapshot */
 		return (void) fuse_reply_err(req, EROFS);
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
@@ -107,6 +109,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (fs->read_only && fs_flags_write(fi->flags))
 		return (void) fuse_reply_err(req, EROFS);
+	if (!fs_is_live(ino))
+		return fs_snap_op_open(req, ino, fi);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -123,6 +127,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_read(req, ino, size, off, fi);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
 	buf.buf[0].pos = off;
@@ -162,6 +168,8 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int r;
 
+	if (!fs_is_live(ino))   /* a snapshot file has no backing fd */
+		return (void) fuse_reply_err(req, 0);
 	/* close() of a duplicate: what a close() of the backing file reports (NFS). */
 	r = close(dup((int)fi->fh));
 	fuse_reply_err(req, r < 0 ? errno : 0);
@@ -169,6 +177,8 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (!fs_is_live(ino))
+		return fs_snap_op_release(req, ino, fi);
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -178,6 +188,8 @@ void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 	struct fs *fs = fuse_req_userdata(req);
 	int r;
 
+	if (!fs_is_live(ino))   /* nothing to make durable in a snapshot */
+		return (void) fuse_reply_err(req, 0);
 	r = journal_fsync(fs->j, ino, (int)fi->fh, datasync != 0);
 	fuse_reply_err(req, r < 0 ? -r : 0);
 }
@@ -199,6 +211,8 @@ void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 {
 	off_t res;
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_lseek(req, ino, off, whence, fi);
 	res = lseek((int)fi->fh, off, whence);
 	if (res < 0)
 		return (void) fuse_reply_err(req, errno);
@@ -214,8 +228,11 @@ void fs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 	if (fs->read_only || !fs_is_live(ino_out))
 		return (void) fuse_reply_err(req, EROFS);
-	res = journal_copy_file_range(fs->j, (int)fi_in->fh, off_in, ino_out,
-				      (int)fi_out->fh, off_out, len, (unsigned)flags);
+	if (!fs_is_live(ino_in))   /* out of a snapshot: no backing fd to copy from */
+		res = fs_snap_copy_out(fs, fi_in, off_in, ino_out, (int)fi_out->fh, off_out, len);
+	else
+		res = journal_copy_file_range(fs->j, (int)fi_in->fh, off_in, ino_out,
+					      (int)fi_out->fh, off_out, len, (unsigned)flags);
 	if (res < 0)
 		return (void) fuse_reply_err(req, (int)-res);
 	fuse_reply_write(req, (size_t)res);

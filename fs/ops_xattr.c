@@ -73,6 +73,8 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	ssize_t len;
 	int r;
 
+	if (!fs_is_live(ino))   /* no virtual attributes there */
+		return fs_snap_op_getxattr(req, ino, name, size);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -121,6 +123,8 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t len;
 	int r;
 
+	if (!fs_is_live(ino))
+		return fs_snap_op_listxattr(req, ino, size);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -155,6 +159,8 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 	struct fs_inode *n;
 	int r;
 
+	if (!fs_is_live(ino))   /* snapshots are read-only, whatever the name */
+		return (void) fuse_reply_err(req, EROFS);
 	if (fs_is_vxattr(name))
 		return (void) fuse_reply_err(req, EPERM);
 	if (fs->read_only)
@@ -173,6 +179,8 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs_inode *n;
 	int r;
 
+	if (!fs_is_live(ino))
+		return (void) fuse_reply_err(req, EROFS);
 	if (fs_is_vxattr(name))
 		return (void) fuse_reply_err(req, EPERM);
 	if (fs->read_only)

@@ -593,6 +593,7 @@ int cow_before_fallocate(struct journal *j, struct jobj *o, int fd, int mode, of
 
 int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *name, nlink_t nlink)
 {
+	bool linked = false;
 	char oname[32];
 	int fd, r;
 	struct stat a, b;
@@ -607,6 +608,7 @@ int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *
 		goto out;
 	/* The last link goes: keep the file for the snapshots that see it. */
 	snprintf(oname, sizeof(oname), "%" PRIu64, o->ino);
+	linked = true;
 	if (linkat(dirfd, name, j->orphan_fd, oname, 0) < 0) {
 		r = -errno;
 		if (r != -EEXIST)
@@ -626,12 +628,16 @@ int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *
 		if (r >= 0)
 			r = jtxn_end(j, c, exec_i64(c->db,
 				"INSERT OR IGNORE INTO orphans(ino) VALUES(?1)", 1, v));
-		if (r < 0)
+		if (r < 0) {
 			unlinkat(j->orphan_fd, oname, 0);
+			linked = false;
+		}
 	}
 out:
 	close(fd);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	return linked ? 1 : 0;
 }
 
 void cow_state_release(struct cow_state *c)

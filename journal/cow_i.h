@@ -46,7 +46,11 @@ int cow_before_truncate(struct journal *j, struct jobj *o, int fd, off_t new_siz
 int cow_before_fallocate(struct journal *j, struct jobj *o, int fd, int mode, off_t off, off_t len);
 /* Attributes or xattrs of `o` (file or directory) are about to change. */
 int cow_before_attr(struct journal *j, struct jobj *o, int fd);
-/* `o` is about to lose the link `name` in `dirfd`; `nlink` is its current link count. */
+/*
+ * `o` is about to lose the link `name` in `dirfd`; `nlink` is its current
+ * link count. Returns 1 if it hard-linked the file into the orphan store
+ * (so the file's st_nlink counts that link from now on), else 0, or -errno.
+ */
 int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *name, nlink_t nlink);
 /* Free the cow_state of an object being dropped from memory. */
 void cow_state_release(struct cow_state *c);

@@ -259,6 +259,8 @@ struct journal {
 	struct jconn *pool;         /* protected by pool_lock: idle read connections */
 	unsigned pool_idle;         /* protected by pool_lock */
 
+	void (*snap_hook)(void *arg);   /* journal_set_snap_hook(); set before sharing */
+	void *snap_hook_arg;
 	struct jconn *cconn;        /* JOURNAL_OPEN_CONFIG: read-write connection for peers */
 	pthread_mutex_t cconn_lock; /* serialises cconn's transactions; a leaf lock */
 	struct jstats stats;

@@ -660,7 +660,7 @@ static int remove_entry(struct journal *j, int dirfd, uint64_t dir, const char *
 	char *namecp = NULL;
 	struct stat st;
 	struct jrec rec;
-	int vfd = -1, r;
+	int vfd = -1, orphaned = 0, r;
 
 	r = dup_name(name, &namecp);
 	if (r < 0)
@@ -682,6 +682,7 @@ static int remove_entry(struct journal *j, int dirfd, uint64_t dir, const char *
 		r = cow_before_unlink(j, v, dirfd, name, st.st_nlink);
 	if (r < 0)
 		goto out;
+	orphaned = r;   /* 1: its orphan link now counts in st_nlink */
 	if (unlinkat(dirfd, name, rmdir ? AT_REMOVEDIR : 0) < 0) {
 		r = -errno;
 		goto out;
@@ -693,7 +694,7 @@ static int remove_entry(struct journal *j, int dirfd, uint64_t dir, const char *
 		rec.flags |= JREC_DIES;
 	else if (fstat(vfd, &st) < 0)
 		rec.flags |= JREC_DIES_IF_ORPHAN;
-	else if (st.st_nlink == 0)
+	else if (st.st_nlink == (nlink_t)orphaned)
 		rec.flags |= JREC_DIES;
 	r = writer_submit(j, &rec, NULL);
 out:
@@ -724,7 +725,7 @@ int journal_rename(struct journal *j, int olddirfd, uint64_t olddir,
 	struct jobj *od = NULL, *nd = NULL, *s = NULL, *v = NULL;
 	char *oldcp = NULL, *newcp = NULL;
 	struct stat sst, vst;
-	int sfd = -1, vfd = -1, r;
+	int sfd = -1, vfd = -1, orphaned = 0, r;
 	struct jrec rec;
 
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
@@ -773,6 +774,7 @@ int journal_rename(struct journal *j, int olddirfd, uint64_t olddir,
 		r = cow_before_unlink(j, v, newdirfd, newname, vst.st_nlink);
 	if (r < 0)
 		goto out;
+	orphaned = r;   /* 1: the victim's orphan link now counts in its st_nlink */
 	if (renameat2(olddirfd, oldname, newdirfd, newname, flags) < 0) {
 		r = -errno;
 		goto out;
@@ -786,7 +788,7 @@ int journal_rename(struct journal *j, int olddirfd, uint64_t olddir,
 			rec.flags |= JREC_DIES2;
 		else if (fstat(vfd, &vst) < 0)
 			rec.flags |= JREC_DIES_IF_ORPHAN;
-		else if (vst.st_nlink == 0)
+		else if (vst.st_nlink == (nlink_t)orphaned)
 			rec.flags |= JREC_DIES2;
 	}
 	r = writer_submit(j, &rec, NULL);

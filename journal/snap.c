@@ -175,6 +175,12 @@ static int exec_sql(struct jconn *c, const char *sql, const char *name, int64_t 
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : journal_err(rc);
 }
 
+void journal_set_snap_hook(struct journal *j, void (*fn)(void *arg), void *arg)
+{
+	j->snap_hook = fn;
+	j->snap_hook_arg = arg;
+}
+
 int journal_snap_create(struct journal *j, const char *name, struct journal_snap *ret)
 {
 	struct journal_snap tmp;
@@ -227,6 +233,8 @@ int journal_snap_create(struct journal *j, const char *name, struct journal_snap
 	log_debug("snapshot '%s' taken at seq %" PRIu64, name, seq);
 out:
 	pthread_rwlock_unlock(&j->mut_lock);
+	if (r >= 0 && j->snap_hook)
+		j->snap_hook(j->snap_hook_arg);
 	if (r >= 0 && ret)
 		r = journal_snap_get(j, name, ret);
 	return r < 0 ? r : 0;
@@ -283,6 +291,8 @@ int journal_snap_delete(struct journal *j, const char *name)
 	log_debug("snapshot '%s' deleted", name);
 out:
 	pthread_rwlock_unlock(&j->mut_lock);
+	if (r >= 0 && j->snap_hook)
+		j->snap_hook(j->snap_hook_arg);
 	return r < 0 ? r : 0;
 }
 

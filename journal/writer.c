@@ -255,10 +255,20 @@ int journal_flush(struct journal *j)
 
 	if (j->flags & JOURNAL_OPEN_READONLY)
 		return 0;
+	int r;
+
 	pthread_mutex_lock(&j->q.lock);
 	t = j->q.last_ticket;
 	pthread_mutex_unlock(&j->q.lock);
-	return writer_wait(j, t);
+	r = writer_wait(j, t);
+	/* Whoever flushes wants to know why records were lost: the first cause. */
+	if (r < 0) {
+		pthread_mutex_lock(&j->q.lock);
+		if (j->q.err)
+			r = j->q.err;
+		pthread_mutex_unlock(&j->q.lock);
+	}
+	return r;
 }
 
 /* ---- applying records ---------------------------------------------------- */

@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 
+struct journal;
+
 /*
  * The FUSE layer. fs_mount_run() does the whole life of a mount: validates
  * the arguments, opens the journal of `backing` (adopting the tree on first
@@ -22,6 +24,15 @@ struct fs_mount_opts {
 	bool debug;               /* -d: FUSE debug output, implies foreground */
 	bool read_only;           /* -o ro / --read-only */
 	const char *fuse_opts;    /* -o list, comma separated, may be NULL */
+	/*
+	 * Called in the serving process once the journal runs (after
+	 * daemonizing: threads started here survive), and before the journal
+	 * closes. The command line starts and stops the replicator here, so
+	 * this module never touches the network. on_start failing ends the mount.
+	 */
+	int (*on_start)(void *arg, struct journal *j);
+	void (*on_stop)(void *arg);
+	void *hook_arg;
 };
 
 int fs_mount_run(const struct fs_mount_opts *opts);

@@ -294,6 +294,14 @@ struct journal_snap {
  * -EROFS on a read-only journal.
  */
 int journal_snap_create(struct journal *j, const char *name, struct journal_snap *ret);
+/*
+ * Call `fn(arg)` after every snapshot this journal creates or deletes has
+ * been committed (from the thread that did it, no lock held). The mount
+ * daemon wakes its replicator with it. One hook; NULL removes it. Set it
+ * before the journal is shared between threads.
+ */
+void journal_set_snap_hook(struct journal *j, void (*fn)(void *arg), void *arg);
+
 /* -ENOENT if missing, -EBUSY if held. Frees what no other snapshot needs. */
 int journal_snap_delete(struct journal *j, const char *name);
 /* All snapshots, oldest first; caller frees *ret with free(). */

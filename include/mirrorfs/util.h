@@ -31,6 +31,15 @@ ssize_t util_pread_all(int fd, void *buf, size_t len, off_t off);
 /* RFC 4122 version 4 UUID as 36 characters + NUL, from getrandom(). */
 int util_uuid_new(char ret[37]);
 
+/*
+ * Standard base64 (RFC 4648, with padding). encode: *ret is NUL-terminated,
+ * caller frees. decode: strict (no whitespace, correct padding, canonical
+ * final bits), *ret holds *ret_len bytes plus a NUL, caller frees;
+ * -EINVAL for anything else.
+ */
+int util_base64_encode(const void *data, size_t len, char **ret);
+int util_base64_decode(const char *s, size_t slen, unsigned char **ret, size_t *ret_len);
+
 /* Cleanup helpers (systemd style); use either these or goto out, not both. */
 static inline void util_freep(void *p) { free(*(void **)p); }
 static inline void util_closep(int *fd)

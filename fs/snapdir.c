@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The `.snap` directory and the read-only snapshot views below it
+ * (DESIGN §4, docs/SNAPSHOTS.md), ZFS `.zfs/snapshot` style:
+ *
+ *   MNT/.snap              virtual, dr-xr-xr-x root:root; never listed in the
+ *                          root (like snapdir=hidden) but reachable by name;
+ *                          mtime = the newest snapshot's creation (else the
+ *                          root's); nlink = 2 + number of snapshots
+ *   mkdir MNT/.snap/NAME   journal_snap_create (EROFS on a read-only mount)
+ *   rmdir MNT/.snap/NAME   journal_snap_delete (EBUSY while held)
+ *   MNT/.snap/NAME/...     the tree as of that snapshot; every mutation EROFS;
+ *                          the snapshot root's mtime/ctime = its creation time
+ *
+ * In the root, `.snap` behaves like a mount point: creating anything by that
+ * name fails with EEXIST (it exists), renaming to or from it and rmdir of it
+ * fail with EBUSY (what the kernel answers for a mount point). An entry named
+ * `.snap` that really exists in the backing root is shadowed: it cannot be
+ * reached through the mount (rename it in the backing directory while
+ * unmounted to get at it).
+ *
+ * Node ids (and st_ino), never colliding with live ids (<= JOURNAL_INO_MAX):
+ *   .snap                              FS_SNAPDIR_INO = 1 << 62
+ *   object `jino` of snapshot `id`     1 << 63 | id << JOURNAL_INO_BITS | jino
+ * so a hard link inside one snapshot has one st_ino, and the same object in
+ * two snapshots has two. They need no inode table entry and no fd: every
+ * handler decodes the id and asks the journal's views, so lookup counts
+ * need no bookkeeping and forget is a no-op.
+ *
+ * A view is "snapshot S seen through node ids composed by fs_view_nodeid()".
+ * The handlers below only ever go through fs_view_decode()/fs_view_nodeid(),
+ * so serving snapshot N at another node (e.g. the root of a read-only DR
+ * mount of a replica) is a change to those two functions and to the hook
+ * that decides which ids are views, not to the handlers.
+ *
+ * Caching: a snapshot never changes, so views get FS_TIMEOUT, keep_cache
+ * and cache_readdir. `.snap` itself can change without a request through
+ * this mount (a replica's receiver adds snapshots in another process), so
+ * its attributes and lookups (also negative ones) time out after
+ * FS_SNAPDIR_TIMEOUT and its listing is read afresh at each opendir and
+ * never cached. After a snapshot is deleted every view op on its node ids
+ * fails (the journal no longer knows the id: ENOENT).
+ *
+ * Threads: no state of its own besides per-handle buffers that only the
+ * kernel's requests on that handle touch; the journal views are
+ * thread-safe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs_i.h"
+#include "mirrorfs/log.h"
+#include "mirrorfs/util.h"
+
+#define FS_VIEW_BIT (1ULL << 63)
+#define FS_SNAPDIR_TIMEOUT 1.0
+/* Largest read/copy done at once for a snapshot file (the kernel asks for <= max_read). */
+#define FS_SNAP_IO_MAX (1U << 20)
+
+/* An object of a snapshot view. */
+struct fs_vnode {
+	uint64_t snap;   /* snapshot id */
+	uint64_t jino;   /* the object's journal inode number */
+};
+
+enum fs_vkind { FS_VK_BAD, FS_VK_SNAPDIR, FS_VK_VIEW };
+
+/* ---- node ids ------------------------------------------------------------- */
+
+static uint64_t fs_view_nodeid(uint64_t snap, uint64_t jino)
+{
+	return FS_VIEW_BIT | snap << JOURNAL_INO_BITS | jino;
+}
+
+static enum fs_vkind fs_view_decode(fuse_ino_t nodeid, struct fs_vnode *ret)
+{
+	uint64_t id = (uint64_t)nodeid;
+
+	if (id == FS_SNAPDIR_INO)
+		return FS_VK_SNAPDIR;
+	if (!(id & FS_VIEW_BIT))
+		return FS_VK_BAD;
+	ret->snap = (id & ~FS_VIEW_BIT) >> JOURNAL_INO_BITS;
+	ret->jino = id & JOURNAL_INO_MAX;
+	if (ret->snap == 0 || ret->snap > JOURNAL_SNAP_ID_MAX || ret->jino == 0)
+		return FS_VK_BAD;
+	return FS_VK_VIEW;
+}
+
+bool fs_is_snapdir(fuse_ino_t parent, const char *name)
+{
+	return parent == FUSE_ROOT_ID && strcmp(name, FS_SNAPDIR_NAME) == 0;
+}
+
+/* ---- attributes ------------------------------------------------------------ */
+
+/* Attributes of a view object, st_ino = its node id. */
+static int fs_view_stat(struct fs *fs, const struct fs_vnode *vn, struct stat *ret)
+{
+	struct journal_snap sn;
+	struct stat st;
+	int r;
+
+	r = journal_snap_stat(fs->j, vn->snap, vn->jino, &st);
+	if (r < 0)
+		return r;
+	if (vn->jino == JOURNAL_ROOT_INO) {
+		/* The entry in .snap: its times are the snapshot's creation. */
+		r = journal_snap_get_by_id(fs->j, vn->snap, &sn);
+		if (r < 0)
+			return r;
+		st.st_mtim.tv_sec = sn.created_ns / 1000000000;
+		st.st_mtim.tv_nsec = sn.created_ns % 1000000000;
+		st.st_ctim = st.st_mtim;
+	}
+	st.st_ino = fs_view_nodeid(vn->snap, vn->jino);
+	*ret = st;
+	return 0;
+}
+
+static int fs_snapdir_stat(struct fs *fs, struct stat *ret)
+{
+	struct journal_snap *v = NULL;
+	struct stat st;
+	size_t n = 0;
+	int r;
+
+	r = fs_inode_stat(fs->root, &st);
+	if (r < 0)
+		return r;
+	r = journal_snap_list(fs->j, false, &v, &n);
+	if (r < 0)
+		return r;
+	if (n) {
+		int64_t newest = v[0].created_ns;
+
+		for (size_t i = 1; i < n; i++)
+			newest = UTIL_MAX(newest, v[i].created_ns);
+		st.st_mtim.tv_sec = newest / 1000000000;
+		st.st_mtim.tv_nsec = newest % 1000000000;
+	}
+	free(v);
+	st.st_ctim = st.st_mtim;
+	st.st_atim = st.st_mtim;
+	st.st_ino = FS_SNAPDIR_INO;
+	st.st_mode = S_IFDIR | 0555;
+	st.st_uid = 0;
+	st.st_gid = 0;
+	st.st_nlink = (nlink_t)(2 + n);
+	st.st_size = 0;
+	st.st_blocks = 0;
+	st.st_rdev = 0;
+	*ret = st;
+	return 0;
+}
+
+static void fs_snap_entry(struct fuse_entry_param *e, const struct stat *st, double timeout)
+{
+	fs_fill_entry(e, st);
+	e->attr_timeout = timeout;
+	e->entry_timeout = timeout;
+}
+
+/* The entry of snapshot `sn` in .snap. */
+static int fs_snapdir_child(struct fs *fs, uint64_t snap, struct fuse_entry_param *ret_e)
+{
+	struct fs_vnode vn = { .snap = snap, .jino = JOURNAL_ROOT_INO };
+	struct stat st;
+	int r;
+
+	r = fs_view_stat(fs, &vn, &st);
+	if (r < 0)
+		return r;
+	fs_snap_entry(ret_e, &st, FS_SNAPDIR_TIMEOUT);
+	return 0;
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+void fs_snap_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+	struct journal_snap sn;
+	struct fs_vnode vn;
+	struct stat st;
+	double neg_timeout = FS_TIMEOUT;
+	uint64_t jino;
+	int r;
+
+	if (strlen(name) > 255)
+		return (void) fuse_reply_err(req, ENAMETOOLONG);
+	if (fs_is_snapdir(parent, name)) {
+		r = fs_snapdir_stat(fs, &st);
+		if (r < 0)
+			return (void) fuse_reply_err(req, -r);
+		fs_snap_entry(&e, &st, FS_SNAPDIR_TIMEOUT);
+		return (void) fuse_reply_entry(req, &e);
+	}
+	switch (fs_view_decode(parent, &vn)) {
+	case FS_VK_SNAPDIR:
+		neg_timeout = FS_SNAPDIR_TIMEOUT;
+		r = journal_snap_get(fs->j, name, &sn);
+		if (r >= 0)
+			r = fs_snapdir_child(fs, sn.id, &e);
+		break;
+	case FS_VK_VIEW:
+		r = journal_snap_lookup(fs->j, vn.snap, vn.jino, name, &jino, NULL);
+		if (r >= 0) {
+			vn.jino = jino;
+			r = fs_view_stat(fs, &vn, &st);
+		}
+		if (r >= 0)
+			fs_snap_entry(&e, &st, FS_TIMEOUT);
+		break;
+	default:
+		r = -ESTALE;
+	}
+	if (r == -ENOENT) {
+		/* Negative entry: a snapshot never changes; .snap may. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = neg_timeout;
+		r = 0;
+	}
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	fuse_reply_entry(req, &e);
+}
+
+void fs_snap_op_getattr(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_vnode vn;
+	struct stat st;
+	double timeout = FS_TIMEOUT;
+	int r;
+
+	switch (fs_view_decode(ino, &vn)) {
+	case FS_VK_SNAPDIR:
+		r = fs_snapdir_stat(fs, &st);
+		timeout = FS_SNAPDIR_TIMEOUT;
+		break;
+	case FS_VK_VIEW:
+		r = fs_view_stat(fs, &vn, &st);
+		break;
+	default:
+		r = -ESTALE;
+	}
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	fuse_reply_attr(req, &st, timeout);
+}
+
+void fs_snap_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	char buf[PATH_MAX + 1];
+	struct fs_vnode vn;
+	size_t len;
+	int r;
+
+	if (fs_view_decode(ino, &vn) != FS_VK_VIEW)
+		return (void) fuse_reply_err(req, EINVAL);
+	r = journal_snap_readlink(fs->j, vn.snap, vn.jino, buf, sizeof(buf) - 1, &len);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	if (len >= sizeof(buf))
+		return (void) fuse_reply_err(req, ENAMETOOLONG);
+	buf[len] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* mkdir in .snap takes a snapshot; anywhere else below .snap: EROFS. */
+void fs_snap_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+	struct journal_snap sn;
+	struct fs_vnode vn;
+	int r;
+
+	if (fs->read_only || fs_view_decode(parent, &vn) != FS_VK_SNAPDIR)
+		return (void) fuse_reply_err(req, EROFS);
+	r = journal_snap_create(fs->j, name, &sn);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	log_debug("snapshot '%s' created (id %llu)", name, (unsigned long long)sn.id);
+	r = fs_snapdir_child(fs, sn.id, &e);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	fuse_reply_entry(req, &e);
+}
+
+/* rmdir in .snap deletes a snapshot; anywhere else below .snap: EROFS. */
+void fs_snap_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_vnode vn;
+	int r;
+
+	if (fs->read_only || fs_view_decode(parent, &vn) != FS_VK_SNAPDIR)
+		return (void) fuse_reply_err(req, EROFS);
+	r = journal_snap_delete(fs->j, name);
+	if (r >= 0)
+		log_debug("snapshot '%s' deleted", name);
+	fuse_reply_err(req, r < 0 ? -r : 0);
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+struct fs_vdirent {
+	char *name;
+	uint64_t nodeid;
+	mode_t type;          /* S_IFMT bits */
+};
+
+/* An open .snap or view directory: all entries, read at opendir. */
+struct fs_vdir {
+	enum fs_vkind kind;
+	struct fs_vnode vn;   /* FS_VK_VIEW: the directory */
+	struct fs_vdirent *e;
+	size_t n, cap;
+};
+
+static void fs_vdir_free(struct fs_vdir *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->e[i].name);
+	free(d->e);
+	free(d);
+}
+
+static int fs_vdir_add(struct fs_vdir *d, const char *name, uint64_t nodeid, mode_t type)
+{
+	if (d->n == d->cap) {
+		size_t nc = d->cap ? d->cap * 2 : 32;
+		struct fs_vdirent *ne = realloc(d->e, nc * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		d->e = ne;
+		d->cap = nc;
+	}
+	d->e[d->n].name = strdup(name);
+	if (!d->e[d->n].name)
+		return -ENOMEM;
+	d->e[d->n].nodeid = nodeid;
+	d->e[d->n].type = type & S_IFMT;
+	d->n++;
+	return 0;
+}
+
+static int fs_vdir_add_cb(void *arg, const char *name, uint64_t ino, mode_t type,
+			  uint64_t next_cookie)
+{
+	struct fs_vdir *d = arg;
+
+	return fs_vdir_add(d, name, fs_view_nodeid(d->vn.snap, ino), type);
+}
+
+/*
+ * The node id of `..` of a view directory: .snap for a snapshot root; for
+ * a deeper directory the journal has no view of an object's parent, so
+ * it is left unknown (d_ino of ".." is ignored by the tools that walk trees).
+ */
+static uint64_t fs_view_dotdot(const struct fs_vnode *vn)
+{
+	return vn->jino == JOURNAL_ROOT_INO ? FS_SNAPDIR_INO : 0xffffffffULL;
+}
+
+void fs_snap_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct journal_snap *v = NULL;
+	struct fs_vdir *d;
+	struct stat st;
+	size_t n = 0;
+	int r;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return (void) fuse_reply_err(req, ENOMEM);
+	d->kind = fs_view_decode(ino, &d->vn);
+	switch (d->kind) {
+	case FS_VK_SNAPDIR:
+		r = fs_vdir_add(d, ".", FS_SNAPDIR_INO, S_IFDIR);
+		if (r >= 0)
+			r = fs_vdir_add(d, "..", FUSE_ROOT_ID, S_IFDIR);
+		if (r >= 0)
+			r = journal_snap_list(fs->j, false, &v, &n);
+		for (size_t i = 0; r >= 0 && i < n; i++)
+			r = fs_vdir_add(d, v[i].name, fs_view_nodeid(v[i].id, JOURNAL_ROOT_INO),
+					S_IFDIR);
+		free(v);
+		/* Snapshots may come and go behind our back: list afresh each time. */
+		fi->cache_readdir = 0;
+		fi->keep_cache = 0;
+		break;
+	case FS_VK_VIEW:
+		/* Fails (ENOENT) once the snapshot is gone, ENOTDIR for a non-directory. */
+		r = journal_snap_stat(fs->j, d->vn.snap, d->vn.jino, &st);
+		if (r >= 0 && !S_ISDIR(st.st_mode))
+			r = -ENOTDIR;
+		if (r >= 0)
+			r = fs_vdir_add(d, ".", fs_view_nodeid(d->vn.snap, d->vn.jino), S_IFDIR);
+		if (r >= 0)
+			r = fs_vdir_add(d, "..", fs_view_dotdot(&d->vn), S_IFDIR);
+		if (r >= 0)
+			r = journal_snap_readdir(fs->j, d->vn.snap, d->vn.jino, 0, fs_vdir_add_cb, d);
+		fi->cache_readdir = 1;   /* a snapshot never changes */
+		fi->keep_cache = 1;
+		break;
+	default:
+		r = -ESTALE;
+	}
+	if (r < 0) {
+		fs_vdir_free(d);
+		return (void) fuse_reply_err(req, -r);
+	}
+	fi->fh = (uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+/* readdir(plus) from the entries read at opendir; offsets are indexes + 1. */
+void fs_snap_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi, bool plus)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_vdir *d = (struct fs_vdir *)(uintptr_t)fi->fh;
+	size_t rem = size;
+	char *buf, *p;
+
+	buf = malloc(size);
+	if (!buf)
+		return (void) fuse_reply_err(req, ENOMEM);
+	p = buf;
+	for (size_t i = off < 0 ? 0 : (size_t)off; i < d->n; i++) {
+		const struct fs_vdirent *de = &d->e[i];
+		struct fuse_entry_param e;
+		struct fs_vnode vn;
+		size_t entsize;
+		bool dots = i < 2;   /* "." and ".." come first */
+
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = de->nodeid;
+		e.attr.st_mode = de->type;
+		if (plus && !dots && fs_view_decode(de->nodeid, &vn) == FS_VK_VIEW) {
+			struct stat st;
+			int r = fs_view_stat(fs, &vn, &st);
+
+			/*
+			 * Attributes with the entry count as a lookup; none need
+			 * counting here. If they cannot be had, the plain entry
+			 * (ino 0 in the entry: no lookup) lets a later lookup
+			 * report why.
+			 */
+			if (r >= 0)
+				fs_snap_entry(&e, &st, d->kind == FS_VK_SNAPDIR ?
+					      FS_SNAPDIR_TIMEOUT : FS_TIMEOUT);
+		}
+		if (plus)
+			entsize = fuse_add_direntry_plus(req, p, rem, de->name, &e, (off_t)i + 1);
+		else
+			entsize = fuse_add_direntry(req, p, rem, de->name, &e.attr, (off_t)i + 1);
+		if (entsize > rem)
+			break;
+		p += entsize;
+		rem -= entsize;
+	}
+	fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+void fs_snap_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_vdir_free((struct fs_vdir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- files -------------------------------------------------------------------- */
+
+void fs_snap_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct journal_snapfile *f;
+	struct fs_vnode vn;
+	int r;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT)))
+		return (void) fuse_reply_err(req, EROFS);
+	switch (fs_view_decode(ino, &vn)) {
+	case FS_VK_SNAPDIR:
+		return (void) fuse_reply_err(req, EISDIR);
+	case FS_VK_VIEW:
+		break;
+	default:
+		return (void) fuse_reply_err(req, ESTALE);
+	}
+	r = journal_snapfile_open(fs->j, vn.snap, vn.jino, &f);
+	if (r < 0)
+		return (void) fuse_reply_err(req, -r);
+	/* As for live files: O_DIRECT bypasses the page cache. */
+	if (fi->flags & O_DIRECT)
+		fi->direct_io = 1;
+	else
+		fi->keep_cache = 1;   /* a snapshot never changes */
+	fi->noflush = 1;
+	fi->fh = (uintptr_t)f;
+	fuse_reply_open(req, fi);
+}
+
+void fs_snap_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct journal_snapfile *f = (struct journal_snapfile *)(uintptr_t)fi->fh;
+	ssize_t got;
+	char *buf;
+
+	size = UTIL_MIN(size, (size_t)FS_SNAP_IO_MAX);
+	buf = malloc(size ? size : 1);
+	if (!buf)
+		return (void) fuse_reply_err(req, ENOMEM);
+	got = journal_snapfile_read(f, buf, size, off);
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
+}
+
+void fs_snap_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	journal_snapfile_close((struct journal_snapfile *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+void fs_snap_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		      struct fuse_file_info *fi)
+{
+	struct journal_snapfile *f = (struct journal_snapfile *)(uintptr_t)fi->fh;
+	off_t res;
+
+	/* The kernel does SEEK_SET/CUR/END itself; it asks only for DATA/HOLE. */
+	res = journal_snapfile_seek(f, off, whence);
+	if (res < 0)
+		return (void) fuse_reply_err(req, (int)-res);
+	fuse_reply_lseek(req, res);
+}
+
+ssize_t fs_snap_copy_out(struct fs *fs, struct fuse_file_info *fi_in, off_t off_in,
+			 uint64_t ino_out, int fd_out, off_t off_out, size_t len)
+{
+	struct journal_snapfile *f = (struct journal_snapfile *)(uintptr_t)fi_in->fh;
+	ssize_t got, res;
+	char *buf;
+
+	/* A short copy is fine: the caller loops (copy_file_range semantics). */
+	len = UTIL_MIN(len, (size_t)FS_SNAP_IO_MAX);
+	if (len == 0)
+		return 0;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	got = journal_snapfile_read(f, buf, len, off_in);
+	res = got;
+	if (got > 0)
+		res = journal_pwrite(fs->j, ino_out, fd_out, buf, (size_t)got, off_out);
+	free(buf);
+	return res;
+}
+
+/* ---- extended attributes ------------------------------------------------------ */
+
+void fs_snap_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_vnode vn;
+	char *value = NULL;
+	ssize_t len;
+
+	switch (fs_view_decode(ino, &vn)) {
+	case FS_VK_SNAPDIR:
+		return (void) fuse_reply_err(req, ENODATA);
+	case FS_VK_VIEW:
+		break;
+	default:
+		return (void) fuse_reply_err(req, ESTALE);
+	}
+	/* The virtual mirrorfs.dir.* attributes describe live trees only. */
+	if (strncmp(name, "mirrorfs.", 9) == 0)
+		return (void) fuse_reply_err(req, ENODATA);
+	if (size) {
+		value = malloc(size);
+		if (!value)
+			return (void) fuse_reply_err(req, ENOMEM);
+	}
+	len = journal_snap_getxattr(fs->j, vn.snap, vn.jino, name, value, size);
+	if (len < 0)
+		fuse_reply_err(req, (int)-len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, value, (size_t)len);
+	free(value);
+}
+
+void fs_snap_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fs_vnode vn;
+	char *list = NULL;
+	ssize_t len;
+
+	switch (fs_view_decode(ino, &vn)) {
+	case FS_VK_SNAPDIR:
+		return (void) (size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0));
+	case FS_VK_VIEW:
+		break;
+	default:
+		return (void) fuse_reply_err(req, ESTALE);
+	}
+	if (size) {
+		list = malloc(size);
+		if (!list)
+			return (void) fuse_reply_err(req, ENOMEM);
+	}
+	len = journal_snap_listxattr(fs->j, vn.snap, vn.jino, list, size);
+	if (len < 0)
+		fuse_reply_err(req, (int)-len);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else
+		fuse_reply_buf(req, list, (size_t)len);
+	free(list);
+}
