@@ -423,6 +423,24 @@ int db_conn_get(struct journal *j, struct jconn **ret)
 	return 0;
 }
 
+/* Close every idle pooled connection. */
+static void db_pool_drain(struct journal *j)
+{
+	struct jconn *c;
+
+	pthread_mutex_lock(&j->pool_lock);
+	c = j->pool;
+	j->pool = NULL;
+	j->pool_idle = 0;
+	pthread_mutex_unlock(&j->pool_lock);
+	while (c) {
+		struct jconn *next = c->next;
+
+		db_conn_close(c);
+		c = next;
+	}
+}
+
 void db_conn_put(struct journal *j, struct jconn *c)
 {
 	if (!c)
@@ -845,7 +863,19 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		if (r < 0)
 			goto fail;
 	}
-	if (!(opts->flags & JOURNAL_OPEN_NO_START)) {
+	if (opts->flags & JOURNAL_OPEN_NO_START) {
+		/*
+		 * The caller is about to fork (daemonize). An sqlite connection
+		 * must not cross a fork: the child does not inherit the
+		 * parent's POSIX locks on the database, so another process
+		 * would think it the last user, checkpoint and delete the WAL
+		 * the child still writes to. Close everything; journal_start()
+		 * opens again in the process that will use it.
+		 */
+		db_conn_close(j->wconn);
+		j->wconn = NULL;
+		db_pool_drain(j);
+	} else {
 		r = writer_start(j);
 		if (r < 0)
 			goto fail;
@@ -868,6 +898,17 @@ int journal_start(struct journal *j)
 	r = lock_write_pid(j);   /* we may be a daemonized child now */
 	if (r < 0)
 		return r;
+	if (!j->wconn) {
+		r = db_conn_open(j->db_path, SQLITE_OPEN_READWRITE, &j->wconn);
+		if (r < 0)
+			return r;
+		r = db_pragmas(j->wconn, false);
+		if (r < 0) {
+			db_conn_close(j->wconn);
+			j->wconn = NULL;
+			return r;
+		}
+	}
 	return writer_start(j);
 }
 
@@ -878,8 +919,16 @@ int journal_close(struct journal *j)
 	if (!j)
 		return 0;
 	if (!(j->flags & JOURNAL_OPEN_READONLY)) {
+		/* opened with NO_START and never started: nothing queued, reconnect */
+		if (!j->wconn && db_conn_open(j->db_path, SQLITE_OPEN_READWRITE, &j->wconn) == 0 &&
+		    db_pragmas(j->wconn, false) < 0) {
+			db_conn_close(j->wconn);
+			j->wconn = NULL;
+		}
 		r = journal_flush(j);
 		writer_stop(j);
+		if (!j->wconn && r == 0)
+			r = -EIO;
 		if (r == 0 && writer_error(j) == 0) {
 			/* Everything is recorded: the dirty marks are no longer needed. */
 			pthread_mutex_lock(&j->wconn_lock);
