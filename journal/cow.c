@@ -58,9 +58,14 @@ int jtxn_begin(struct journal *j, struct jconn **ret)
 	sqlite3_stmt *s;
 	int r;
 
-	if (!j->wconn)
+	if (j->flags & JOURNAL_OPEN_READONLY)
 		return -EROFS;
 	pthread_mutex_lock(&j->wconn_lock);
+	r = db_wconn_ensure(j);
+	if (r < 0) {
+		pthread_mutex_unlock(&j->wconn_lock);
+		return r;
+	}
 	r = db_stmt(j->wconn, ST_BEGIN, &s);
 	if (r >= 0)
 		r = db_step_done(s);

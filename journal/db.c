@@ -423,6 +423,29 @@ int db_conn_get(struct journal *j, struct jconn **ret)
 	return 0;
 }
 
+/*
+ * The write connection, (re)made on first use after a NO_START open closed
+ * it (see journal_open()). Caller holds wconn_lock.
+ */
+static int db_pragmas(struct jconn *c, bool fast_unsafe);
+
+int db_wconn_ensure(struct journal *j)
+{
+	int r;
+
+	if (j->wconn || (j->flags & JOURNAL_OPEN_READONLY))
+		return 0;
+	r = db_conn_open(j->db_path, SQLITE_OPEN_READWRITE, &j->wconn);
+	if (r < 0)
+		return r;
+	r = db_pragmas(j->wconn, false);
+	if (r < 0) {
+		db_conn_close(j->wconn);
+		j->wconn = NULL;
+	}
+	return r;
+}
+
 /* Close every idle pooled connection. */
 static void db_pool_drain(struct journal *j)
 {
@@ -898,17 +921,11 @@ int journal_start(struct journal *j)
 	r = lock_write_pid(j);   /* we may be a daemonized child now */
 	if (r < 0)
 		return r;
-	if (!j->wconn) {
-		r = db_conn_open(j->db_path, SQLITE_OPEN_READWRITE, &j->wconn);
-		if (r < 0)
-			return r;
-		r = db_pragmas(j->wconn, false);
-		if (r < 0) {
-			db_conn_close(j->wconn);
-			j->wconn = NULL;
-			return r;
-		}
-	}
+	pthread_mutex_lock(&j->wconn_lock);
+	r = db_wconn_ensure(j);
+	pthread_mutex_unlock(&j->wconn_lock);
+	if (r < 0)
+		return r;
 	return writer_start(j);
 }
 
@@ -919,12 +936,10 @@ int journal_close(struct journal *j)
 	if (!j)
 		return 0;
 	if (!(j->flags & JOURNAL_OPEN_READONLY)) {
-		/* opened with NO_START and never started: nothing queued, reconnect */
-		if (!j->wconn && db_conn_open(j->db_path, SQLITE_OPEN_READWRITE, &j->wconn) == 0 &&
-		    db_pragmas(j->wconn, false) < 0) {
-			db_conn_close(j->wconn);
-			j->wconn = NULL;
-		}
+		/* opened with NO_START and never started: reconnect */
+		pthread_mutex_lock(&j->wconn_lock);
+		db_wconn_ensure(j);
+		pthread_mutex_unlock(&j->wconn_lock);
 		r = journal_flush(j);
 		writer_stop(j);
 		if (!j->wconn && r == 0)

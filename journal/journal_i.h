@@ -329,6 +329,8 @@ int db_close_new(struct jconn *c);
 int db_meta_set_int(struct jconn *c, const char *key, int64_t v);
 int db_meta_get_int(struct jconn *c, const char *key, int64_t *ret);
 int db_meta_get_text(struct jconn *c, const char *key, char *buf, size_t size);
+/* The write connection, made now if a NO_START open closed it; wconn_lock held. */
+int db_wconn_ensure(struct journal *j);
 int db_meta_set_text(struct jconn *c, const char *key, const char *v);
 
 /* recover.c */

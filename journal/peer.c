@@ -31,7 +31,7 @@ const char *journal_peer_state_name(enum journal_peer_state s)
 /* A write transaction on whichever read-write connection this journal has. */
 static int ptxn_begin(struct journal *j, struct jconn **ret)
 {
-	if (j->wconn)
+	if (!(j->flags & JOURNAL_OPEN_READONLY))
 		return jtxn_begin(j, ret);
 	if (!j->cconn)
 		return -EROFS;
@@ -48,7 +48,7 @@ static int ptxn_end(struct journal *j, struct jconn *c, int r)
 {
 	int q;
 
-	if (j->wconn)
+	if (c != j->cconn)
 		return jtxn_end(j, c, r);
 	q = db_exec(c->db, r >= 0 ? "COMMIT" : "ROLLBACK");
 	if (q < 0 && r >= 0) {

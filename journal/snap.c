@@ -192,7 +192,7 @@ int journal_snap_create(struct journal *j, const char *name, struct journal_snap
 	r = util_check_name(name);
 	if (r < 0)
 		return r;
-	if ((j->flags & JOURNAL_OPEN_READONLY) || !j->wconn)
+	if (j->flags & JOURNAL_OPEN_READONLY)
 		return -EROFS;
 	/* The barrier: no mutation is in flight while the row is written. */
 	pthread_rwlock_wrlock(&j->mut_lock);
@@ -251,7 +251,7 @@ int journal_snap_delete(struct journal *j, const char *name)
 	r = util_check_name(name);
 	if (r < 0)
 		return r == -ENAMETOOLONG ? r : -ENOENT;
-	if ((j->flags & JOURNAL_OPEN_READONLY) || !j->wconn)
+	if (j->flags & JOURNAL_OPEN_READONLY)
 		return -EROFS;
 	pthread_rwlock_wrlock(&j->mut_lock);
 	r = journal_flush(j);

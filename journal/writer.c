@@ -861,9 +861,11 @@ static void run_batch(struct journal *j)
 	struct jrec *tmp;
 	size_t n, tcap;
 	bool failed;
-	int r;
+	int r, conn_err;
 
 	pthread_mutex_lock(&j->wconn_lock);
+	/* inline mode after a NO_START open: the connection is made on first use */
+	conn_err = db_wconn_ensure(j);
 	pthread_mutex_lock(&q->lock);
 	n = q->n;
 	if (n == 0) {
@@ -884,7 +886,8 @@ static void run_batch(struct journal *j)
 	pthread_cond_broadcast(&q->space);
 	pthread_mutex_unlock(&q->lock);
 
-	r = failed ? -EIO : batch_apply(j, j->wbatch, n);
+	/* no connection: the batch fails as a failed commit would */
+	r = failed ? -EIO : conn_err < 0 ? conn_err : batch_apply(j, j->wbatch, n);
 	for (size_t i = 0; i < n; i++)
 		jrec_release(&j->wbatch[i]);
 
