@@ -64,7 +64,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_CHANGE_INSERT] = "INSERT INTO changes(seq, time, op, ino, parent, name, "
 			     "new_parent, new_name, off, len, xname, size, mode, ino2) "
 			     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-	[ST_CHANGE_MERGE_WRITE] = "UPDATE changes SET off=?2, len=?3, size=?4 WHERE seq=?1",
+	[ST_CHANGE_MERGE_WRITE] = "UPDATE changes SET seq=?5, time=?6, off=?2, len=?3, size=?4 "
+				  "WHERE seq=?1",
 	[ST_OBJ_INSERT] = "INSERT INTO objects(ino, dev, bino, type, born_seq, died_seq, "
 			  "size, nlink, target) VALUES(?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8)",
 	[ST_OBJ_SET_SIZE] = "UPDATE objects SET size=?2 WHERE ino=?1",

@@ -405,14 +405,17 @@ static int truncate_existing(struct journal *j, struct jobj *o, int fd, int accm
 	r = cow_before_truncate(j, o, fd, 0);
 	if (r < 0)
 		return r;
-	if (accmode != O_RDONLY) {
-		r = ftruncate(fd, 0);
-	} else {
-		proc_path(pp, fd);
-		r = truncate(pp, 0);
-	}
+	/*
+	 * An open(O_TRUNC) of its own, not ftruncate(): the kernel then
+	 * updates mtime and ctime even when the file was empty, exactly as
+	 * open(O_TRUNC) does on a local filesystem.
+	 */
+	(void)accmode;
+	proc_path(pp, fd);
+	r = open(pp, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (r < 0)
 		return -errno;
+	close(r);
 	rec = (struct jrec){ .op = JOP_TRUNCATE, .obj = obj_ref(o), .off = 0, .len = 0, .size = 0 };
 	return writer_submit(j, &rec, NULL);
 }
@@ -515,7 +518,7 @@ int journal_create(struct journal *j, const struct journal_cred *cred,
 		r = get_or_adopt(j, d, dirfd, name, &st, &o);
 		if (r < 0)
 			goto out;
-		if ((flags & O_TRUNC) && S_ISREG(st.st_mode) && st.st_size > 0) {
+		if ((flags & O_TRUNC) && S_ISREG(st.st_mode)) {
 			r = truncate_existing(j, o, fd, flags & O_ACCMODE);
 			if (r == 0 && fstat(fd, &st) < 0)
 				r = -errno;
@@ -557,7 +560,7 @@ int journal_open_fd(struct journal *j, int fd, uint64_t ino, int flags, int *ret
 		close(nfd);
 		return r;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+	if (!S_ISREG(st.st_mode)) {
 		*ret_fd = nfd;
 		return 0;
 	}

@@ -722,6 +722,13 @@ static int apply_write(struct journal *j, struct jrec *rec)
 	int r;
 
 	if (write_mergeable(j, o, rec)) {
+		/*
+		 * The merged row moves to a new seq: a reader following the log
+		 * (`journal --since`) must see that it grew, and its path is
+		 * the object's path as of the newest write it covers.
+		 */
+		uint64_t seq = j->next_seq++;
+
 		o->wlast_off = UTIL_MIN(o->wlast_off, rec->off);
 		o->wlast_end = UTIL_MAX(o->wlast_end, rec->off + rec->len);
 		r = db_stmt(j->wconn, ST_CHANGE_MERGE_WRITE, &s);
@@ -731,7 +738,10 @@ static int apply_write(struct journal *j, struct jrec *rec)
 		sqlite3_bind_int64(s, 2, o->wlast_off);
 		sqlite3_bind_int64(s, 3, o->wlast_end - o->wlast_off);
 		sqlite3_bind_int64(s, 4, rec->size);
+		sqlite3_bind_int64(s, 5, (int64_t)seq);
+		sqlite3_bind_int64(s, 6, rec->time_ns);
 		r = db_step_done(s);
+		o->wlast_seq = seq;
 	} else {
 		uint64_t seq = j->next_seq++;
 		r = change_insert(j, rec, seq);
