@@ -103,7 +103,20 @@ int journal_peer_add(struct journal *j, const struct journal_peer *p)
 	sqlite3_bind_int(s, 6, p->keep_deleted);
 	sqlite3_bind_int(s, 7, p->paused);
 	sqlite3_bind_int64(s, 8, p->added_ns ? p->added_ns : util_now_ns());
-	return ptxn_end(j, c, step_done(s));
+	r = step_done(s);
+	/* Deletions from before the peer existed are none of its business. */
+	if (r >= 0) {
+		rc = sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO peer_status(uuid, state, "
+					"del_cursor) VALUES(?1, 0, (SELECT coalesce(max(seq), 0) "
+					"FROM changes))", -1, &s, NULL);
+		if (rc != SQLITE_OK)
+			r = journal_err(rc);
+		else {
+			sqlite3_bind_text(s, 1, p->uuid, -1, SQLITE_STATIC);
+			r = step_done(s);
+		}
+	}
+	return ptxn_end(j, c, r);
 }
 
 int journal_peer_remove(struct journal *j, const char *uuid)
@@ -251,7 +264,7 @@ int journal_peer_set_paused(struct journal *j, const char *uuid, bool paused)
 #define STATUS_COLS "state, last_snap, last_snap_created, last_sync, snaps_synced, " \
 	"snaps_deleted, last_bytes_raw, last_bytes_wire, total_bytes_raw, total_bytes_wire, " \
 	"last_duration, pending, last_error, last_error_time, next_retry, failures, cur_snap, " \
-	"cur_bytes, cur_total, cur_files, cur_started"
+	"cur_bytes, cur_total, cur_files, cur_started, del_cursor"
 
 int journal_peer_status_get(struct journal *j, const char *uuid, struct journal_peer_status *ret)
 {
@@ -293,6 +306,7 @@ int journal_peer_status_get(struct journal *j, const char *uuid, struct journal_
 		ret->cur_total = (uint64_t)sqlite3_column_int64(s, 18);
 		ret->cur_files = (uint64_t)sqlite3_column_int64(s, 19);
 		ret->cur_started_ns = sqlite3_column_int64(s, 20);
+		ret->del_cursor = (uint64_t)sqlite3_column_int64(s, 21);
 	}
 	sqlite3_finalize(s);
 	db_conn_put(j, c);
@@ -311,7 +325,7 @@ int journal_peer_status_set(struct journal *j, const char *uuid,
 		return r;
 	rc = sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO peer_status(uuid, " STATUS_COLS
 				") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-				"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)", -1, &s, NULL);
+				"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return ptxn_end(j, c, journal_err(rc));
 	sqlite3_bind_text(s, i++, uuid, -1, SQLITE_STATIC);
@@ -336,6 +350,7 @@ int journal_peer_status_set(struct journal *j, const char *uuid,
 	sqlite3_bind_int64(s, i++, (int64_t)st->cur_total);
 	sqlite3_bind_int64(s, i++, (int64_t)st->cur_files);
 	sqlite3_bind_int64(s, i++, st->cur_started_ns);
+	sqlite3_bind_int64(s, i++, (int64_t)st->del_cursor);
 	return ptxn_end(j, c, step_done(s));
 }
 
@@ -368,4 +383,41 @@ int journal_holder_pid(const char *backing, pid_t *ret)
 	buf[n] = '\0';
 	*ret = (pid_t)atoi(buf);
 	return 0;
+}
+
+int journal_snap_deletions(struct journal *j, uint64_t since,
+			   int (*cb)(void *arg, uint64_t seq, const char *name), void *arg)
+{
+	struct jconn *c;
+	sqlite3_stmt *s;
+	int r, rc;
+
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		return r;
+	rc = sqlite3_prepare_v2(c->db, "SELECT seq, name FROM changes WHERE op=?1 AND seq>?2 "
+				"ORDER BY seq", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		db_conn_put(j, c);
+		return journal_err(rc);
+	}
+	sqlite3_bind_int(s, 1, JOP_SNAP_DELETE);
+	sqlite3_bind_int64(s, 2, (int64_t)since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char name[256];
+		int n = sqlite3_column_bytes(s, 1);
+
+		if (n > 255)
+			n = 255;
+		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+		name[n] = '\0';
+		r = cb(arg, (uint64_t)sqlite3_column_int64(s, 0), name);
+		if (r < 0)
+			break;
+	}
+	sqlite3_finalize(s);
+	db_conn_put(j, c);
+	if (r >= 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = journal_err(rc);
+	return r < 0 ? r : 0;
 }

@@ -165,6 +165,61 @@ static char *hold_tag(const char *uuid, char buf[64])
 	return buf;
 }
 
+struct del_ctx {
+	struct journal *j;
+	struct repl_transport *t;
+	struct journal_peer_status *st;
+	size_t n;
+};
+
+static int count_del(void *arg, uint64_t seq, const char *name)
+{
+	((struct del_ctx *)arg)->n++;
+	return 0;
+}
+
+static int send_del(void *arg, uint64_t seq, const char *name)
+{
+	struct del_ctx *d = arg;
+	int r = repl_send_delete(d->j, name, d->t);
+
+	if (r < 0)
+		return r;
+	d->st->snaps_deleted++;
+	d->st->del_cursor = seq;
+	return 0;
+}
+
+/*
+ * Snapshots deleted here since the peer's cursor are deleted there too,
+ * unless it keeps them (--keep-deleted: the cursor just moves on).
+ */
+static int propagate_deletions(struct journal *j, const struct journal_peer *p,
+			       const char *self_exe, struct peer_conn *pc,
+			       struct journal_peer_status *st)
+{
+	struct del_ctx d = { .j = j, .st = st };
+	int r;
+
+	r = journal_snap_deletions(j, st->del_cursor, count_del, &d);
+	if (r < 0 || d.n == 0)
+		return r;
+	if (p->keep_deleted) {
+		st->del_cursor = journal_seq(j);
+		return 0;
+	}
+	if (!pc->t) {
+		r = repl_mirror_connect(p, self_exe, &pc->t);
+		if (r < 0)
+			return r;
+	}
+	d.t = pc->t;
+	r = journal_snap_deletions(j, st->del_cursor, send_del, &d);
+	if (r < 0)
+		conn_close(pc);
+	return r;
+}
+
 /*
  * Bring one peer up to date. Returns 0 when it has every snapshot, or the
  * error that stopped it (recorded in its status with the next retry).
@@ -187,9 +242,13 @@ static int sync_peer(struct journal *j, const struct journal_peer *p, const char
 		goto out;
 	st.pending = n - first;
 	if (st.pending == 0) {
-		if (st.state != JOURNAL_PEER_FAILED)
-			st.state = JOURNAL_PEER_IDLE;
-		r = 0;
+		r = propagate_deletions(j, p, self_exe, pc, &st);
+		if (r < 0)
+			goto fail;
+		st.state = JOURNAL_PEER_IDLE;
+		st.failures = 0;
+		st.next_retry_ns = 0;
+		st.last_error[0] = '\0';
 		goto save;
 	}
 	/* Shipped in order, one snapshot at a time (docs/MIRRORING.md). */
@@ -242,7 +301,9 @@ static int sync_peer(struct journal *j, const struct journal_peer *p, const char
 		log_info("peer %s: snapshot '%s' synced (%" PRIu64 " bytes, %" PRIu64
 			 " on the wire)", p->uuid, snaps[i].name, ss.data_bytes, ss.wire_bytes);
 	}
-	r = 0;
+	r = propagate_deletions(j, p, self_exe, pc, &st);
+	if (r < 0)
+		goto fail;
 	goto save;
 fail:
 	{

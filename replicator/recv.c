@@ -317,33 +317,108 @@ static int body(struct serve *sv, struct recv *c, uint64_t resume)
 }
 
 /* One stream, from its HELLO. 0 done (ACK/REFUSE sent), -errno: the connection ends. */
-static int stream(struct serve *sv, const struct repl_hello *h)
+/*
+ * The replica's journal for one request: the caller's, or opened now (and
+ * closed by replica_done()). Returns 0, 1 if refused (replied), or -errno.
+ */
+static int replica_journal(struct serve *sv, struct journal **ret)
 {
 	struct journal_open_opts jo = { 0 };
-	struct journal *j = sv->j;
-	struct recv c;
-	uint64_t resume = 0;
-	bool resuming = false;
 	struct stat st;
 	int r;
 
 	sv->error = 0;
-	if (!j) {
-		if (stat(sv->replica_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			r = reply_refuse(sv, -ENOENT, "replica directory '%s' does not exist",
-					 sv->replica_dir);
-			return r < 0 ? r : 0;
-		}
-		r = journal_open(sv->replica_dir, &jo, &j);
-		if (r == -EBUSY)
-			r = reply_refuse(sv, r, "replica '%s' is busy (mounted, or another "
-					 "receive is running)", sv->replica_dir);
-		else if (r < 0)
-			r = reply_refuse(sv, r, "cannot open replica '%s': %s", sv->replica_dir,
-					 journal_strerror(r));
-		if (r != 0)
-			return r < 0 ? r : 0;
+	if (sv->j) {
+		*ret = sv->j;
+		return 0;
 	}
+	if (stat(sv->replica_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return reply_refuse(sv, -ENOENT, "replica directory '%s' does not exist",
+				    sv->replica_dir);
+	r = journal_open(sv->replica_dir, &jo, ret);
+	if (r == -EBUSY)
+		return reply_refuse(sv, r, "replica '%s' is busy (mounted, or another "
+				    "receive is running)", sv->replica_dir);
+	if (r < 0)
+		return reply_refuse(sv, r, "cannot open replica '%s': %s", sv->replica_dir,
+				    journal_strerror(r));
+	return 0;
+}
+
+static int replica_done(struct serve *sv, struct journal *j, int r)
+{
+	if (j != sv->j) {
+		int k = journal_close(j);
+
+		if (k < 0 && r == 0)
+			r = repl_fail(k, "cannot close the replica's journal: %s", journal_strerror(k));
+	}
+	return r;
+}
+
+/*
+ * A snapshot deleted on the source (HELLO with REPL_HELLO_DELETE): delete
+ * it here too. Absent already: done. The replica's newest snapshot is the
+ * base of the next stream and is refused (the source holds the snapshot a
+ * peer last received, so it never asks for that).
+ */
+static int delete_snapshot(struct serve *sv, const struct repl_hello *h)
+{
+	struct journal_snap *v = NULL;
+	struct journal *j;
+	char owner[37] = "";
+	size_t n = 0;
+	int r;
+
+	r = replica_journal(sv, &j);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = journal_replica_owner(j, owner);
+	if (r >= 0 && strcmp(owner, h->source_uuid) != 0) {
+		r = owner[0] ? reply_refuse(sv, -EPERM, "replica is mirrored from %s", owner) :
+			       reply_refuse(sv, -EPERM, "replica is not mirrored from %s",
+					    h->source_uuid);
+		goto out;
+	}
+	if (r >= 0)
+		r = journal_snap_list(j, false, &v, &n);
+	if (r >= 0 && n > 0 && strcmp(v[n - 1].name, h->to_snap) == 0) {
+		r = reply_refuse(sv, -EBUSY, "snapshot '%s' is the replica's newest (the base "
+				 "of the next stream)", h->to_snap);
+		goto out;
+	}
+	if (r >= 0) {
+		r = journal_snap_delete(j, h->to_snap);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (r < 0) {
+		r = reply_refuse(sv, r, "cannot delete snapshot '%s': %s", h->to_snap,
+				 journal_strerror(r));
+		goto out;
+	}
+	log_info("snapshot '%s' deleted, as on %s", h->to_snap, sv->t->peer);
+	if (sv->w) {
+		r = repl_writer_ack(sv->w, h->to_snap);
+		if (r < 0)
+			r = repl_fail(r, "%s", repl_writer_errmsg(sv->w));
+	}
+out:
+	free(v);
+	return replica_done(sv, j, r < 0 ? r : 0);
+}
+
+static int stream(struct serve *sv, const struct repl_hello *h)
+{
+	struct journal *j;
+	struct recv c;
+	uint64_t resume = 0;
+	bool resuming = false;
+	int r;
+
+	r = replica_journal(sv, &j);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	repl_recv_init(&c, j);
 	snprintf(c.source, sizeof(c.source), "%s", h->source_uuid);
 	snprintf(c.from, sizeof(c.from), "%s", h->from_snap ? h->from_snap : "");
@@ -387,13 +462,7 @@ static int stream(struct serve *sv, const struct repl_hello *h)
 	}
 out:
 	repl_recv_release(&c);
-	if (j != sv->j) {
-		int k = journal_close(j);
-
-		if (k < 0 && r == 0)
-			r = repl_fail(k, "cannot close the replica's journal: %s", journal_strerror(k));
-	}
-	return r;
+	return replica_done(sv, j, r);
 }
 
 int repl_serve(struct journal *j, const char *replica_dir, struct repl_transport *t,
@@ -428,7 +497,11 @@ int repl_serve(struct journal *j, const char *replica_dir, struct repl_transport
 			r = reply_nak(&sv, r, repl_reader_errmsg(sv.rd));
 			break;
 		}
-		r = stream(&sv, &rec.hello);
+		if (rec.hello.flags & REPL_HELLO_DELETE)
+			r = sv.w ? delete_snapshot(&sv, &rec.hello) :
+				   repl_fail(-EINVAL, "a snapshot deletion is not a stream");
+		else
+			r = stream(&sv, &rec.hello);
 		if (r < 0)
 			break;
 		if (sv.o->one_way) {

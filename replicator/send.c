@@ -568,3 +568,41 @@ out:
 	repl_writer_free(s.w);
 	return r;
 }
+
+int repl_send_delete(struct journal *j, const char *name, struct repl_transport *t)
+{
+	struct repl_hello h = { .flags = REPL_HELLO_DELETE, .to_snap = name };
+	struct repl_writer *w = NULL;
+	struct repl_reader *rd = NULL;
+	struct repl_record rec;
+	const char *src = journal_source_id(j);
+	int r;
+
+	if (!src || strlen(src) != REPL_UUID_STRLEN)
+		return repl_fail(-EINVAL, "cannot delete snapshot '%s': no source id", name);
+	memcpy(h.source_uuid, src, REPL_UUID_STRLEN + 1);
+	r = repl_writer_new(t, NULL, &w);
+	if (r == 0)
+		r = repl_reader_new(t, REPL_READ_REPLIES, &rd);
+	if (r < 0) {
+		r = repl_fail(r, "cannot delete snapshot '%s': %s", name, strerror(-r));
+		goto out;
+	}
+	r = repl_writer_hello(w, &h);
+	if (r == 0)
+		r = repl_writer_flush(w);
+	if (r < 0) {
+		r = broken_stream(rd, t, name, repl_fail(r, "%s", repl_writer_errmsg(w)));
+		goto out;
+	}
+	r = await_reply(rd, t, name, &rec);
+	if (r > 0 && (rec.type != REPL_REC_ACK || strcmp(rec.ack.snapshot, name) != 0))
+		r = repl_fail(-EPROTO, "%s answered the deletion of '%s' with %s", t->peer, name,
+			      repl_rec_type_name(rec.type));
+	if (r > 0)
+		r = 0;
+out:
+	repl_reader_free(rd);
+	repl_writer_free(w);
+	return r;
+}

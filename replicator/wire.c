@@ -277,6 +277,10 @@ int repl_check_record(const struct repl_record *rec, char *msg, size_t msgsz)
 		if (h->from_snap)
 			NAME(h->from_snap, "from-snapshot name");
 		NAME(h->to_snap, "to-snapshot name");
+		if ((h->flags & ~REPL_HELLO_DELETE) || ((h->flags & REPL_HELLO_DELETE) && h->from_snap)) {
+			snprintf(msg, msgsz, "invalid hello flags 0x%" PRIx32, h->flags);
+			return -EINVAL;
+		}
 		if (h->from_snap && strcmp(h->from_snap, h->to_snap) == 0) {
 			snprintf(msg, msgsz, "from- and to-snapshot are both '%s'", h->to_snap);
 			return -EINVAL;
@@ -426,7 +430,7 @@ size_t repl_payload_encode(const struct repl_record *rec, uint8_t *buf)
 		repl_uuid_parse(rec->hello.source_uuid, u);
 		repl_enc_bytes(&e, REPL_MAGIC, REPL_MAGIC_LEN);
 		repl_enc_u32(&e, REPL_STREAM_VERSION);
-		repl_enc_u32(&e, 0);
+		repl_enc_u32(&e, rec->hello.flags);
 		repl_enc_bytes(&e, u, 16);
 		enc_str(&e, rec->hello.from_snap);
 		enc_str(&e, rec->hello.to_snap);
@@ -595,10 +599,11 @@ int repl_payload_decode(unsigned type, const uint8_t *buf, size_t len,
 			return -EPROTONOSUPPORT;
 		}
 		rec->hello.version = version;
-		if (repl_dec_u32(&d, &flags) && flags) {
+		if (repl_dec_u32(&d, &flags) && (flags & ~REPL_HELLO_DELETE)) {
 			snprintf(msg, msgsz, "unknown hello flags 0x%" PRIx32, flags);
 			return -EPROTO;
 		}
+		rec->hello.flags = flags;
 		if (repl_dec_bytes(&d, 16, &b))
 			repl_uuid_format(b, rec->hello.source_uuid);
 		DSTR(REPL_NAME_MAX, -EINVAL, true, true, "from-snapshot name", &rec->hello.from_snap);

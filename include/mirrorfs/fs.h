@@ -15,6 +15,12 @@ struct journal;
  * printed to stderr as one line "mirrorfs: cannot mount 'X': why" and
  * returned.
  *
+ * A replica (its journal has an owner, journal_replica_owner()) refuses a
+ * read-write mount; a read-only mount of it is a DR mount: the root shows
+ * the replica's newest snapshot and follows newer ones, .snap lists them
+ * all, the journal is opened read-only (no lock: the receiver keeps
+ * working), and on_start/on_stop are not called (see fs/dr.c).
+ *
  * Returns 0 after a clean unmount, 1 on failure, 2 on bad usage.
  */
 struct fs_mount_opts {
@@ -29,6 +35,7 @@ struct fs_mount_opts {
 	 * daemonizing: threads started here survive), and before the journal
 	 * closes. The command line starts and stops the replicator here, so
 	 * this module never touches the network. on_start failing ends the mount.
+	 * Neither is called for a DR mount (its journal is read-only).
 	 */
 	int (*on_start)(void *arg, struct journal *j);
 	void (*on_stop)(void *arg);

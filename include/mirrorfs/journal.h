@@ -459,6 +459,7 @@ struct journal_peer_status {
 	int64_t last_error_ns;
 	int64_t next_retry_ns;       /* 0 = none scheduled */
 	uint32_t failures;           /* consecutive failures (backoff) */
+	uint64_t del_cursor;         /* snapshot deletions up to this seq are handled */
 	/* a sync in progress */
 	char cur_snap[256];
 	uint64_t cur_bytes, cur_total, cur_files;
@@ -479,6 +480,13 @@ int journal_peer_set_paused(struct journal *j, const char *uuid, bool paused);
 int journal_peer_status_get(struct journal *j, const char *uuid, struct journal_peer_status *ret);
 int journal_peer_status_set(struct journal *j, const char *uuid,
 			    const struct journal_peer_status *st);
+/*
+ * Snapshots deleted after change `since` (their JOP_SNAP_DELETE records),
+ * oldest first: `cb(arg, seq, name)`; a negative return stops with it.
+ */
+int journal_snap_deletions(struct journal *j, uint64_t since,
+			   int (*cb)(void *arg, uint64_t seq, const char *name), void *arg);
+
 /* pid of the process that holds the journal (the mount daemon), 0 if none. */
 int journal_holder_pid(const char *backing, pid_t *ret);
 

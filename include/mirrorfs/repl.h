@@ -72,8 +72,13 @@ enum repl_rec_type {
 /* "hello", "create", ... ("unknown" for anything else). */
 const char *repl_rec_type_name(unsigned type);
 
+/* HELLO flags */
+#define REPL_HELLO_DELETE 0x1u   /* not a stream: delete snapshot `to_snap` (from NULL);
+				    answered by ACK (deleted or absent) or REFUSE */
+
 struct repl_hello {
 	uint32_t version;                 /* reader: always REPL_STREAM_VERSION */
+	uint32_t flags;                   /* REPL_HELLO_* */
 	char source_uuid[REPL_UUID_STRLEN + 1];
 	const char *from_snap;            /* P; NULL = none (a full stream) */
 	const char *to_snap;              /* S */
@@ -488,6 +493,14 @@ struct repl_send_stats {
 int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	      struct repl_transport *t, const struct repl_send_opts *o,
 	      struct repl_send_stats *ret_stats);
+
+/*
+ * Delete snapshot `name` on the replica at the other end of `t` (a snapshot
+ * deleted on the source): HELLO with REPL_HELLO_DELETE, answered by ACK
+ * (deleted, or absent already) or REFUSE (-errno, the reason in
+ * repl_last_errmsg()). The replica refuses to delete its newest snapshot.
+ */
+int repl_send_delete(struct journal *j, const char *name, struct repl_transport *t);
 
 struct repl_serve_opts {
 	/*
