@@ -275,7 +275,7 @@ int cli_cmd_resume(int argc, char **argv)
 /* ---- sync ------------------------------------------------------------------- */
 
 static const struct cli_help sync_help = {
-	.synopsis = "mirrorfs sync [--peer UUID] [--snap-pattern PATTERN] [--no-wait]\n"
+	.synopsis = "mirrorfs sync [--peer UUID] [--scan] [--snap-pattern PATTERN] [--no-wait]\n"
 		    "              MOUNTPOINT|BACKING",
 	.description =
 	"Mirror now: take a snapshot (named by PATTERN, strftime(3) in UTC, default\n"
@@ -289,6 +289,10 @@ static const struct cli_help sync_help = {
 	"\n"
 	"options:\n"
 	"  --peer UUID            only this peer\n"
+	"  --scan                 find the changes by comparing the snapshot trees\n"
+	"                         (descending only into directories whose rctime is\n"
+	"                         newer than the peer's last snapshot) instead of\n"
+	"                         reading the journal's change log\n"
 	"  --snap-pattern PATTERN name of the snapshot taken\n"
 	"  --no-wait              (mounted) return once the daemon has been told\n"
 	"  -h, --help             show this help\n",
@@ -400,8 +404,11 @@ static int follow_daemon(struct cli_tree *t, const char *only, const char *snap,
 	return CLI_EXIT_OK;
 }
 
-/* Let the daemon retry failed peers now instead of after their backoff. */
-static void clear_backoff(struct cli_tree *t, const char *only)
+/*
+ * Let the daemon retry failed peers now instead of after their backoff,
+ * and (--scan) compute their next sync by scanning.
+ */
+static void clear_backoff(struct cli_tree *t, const char *only, bool scan)
 {
 	struct journal_peer *peers = NULL;
 	size_t np = 0;
@@ -413,8 +420,10 @@ static void clear_backoff(struct cli_tree *t, const char *only)
 
 		if (only && strcmp(only, peers[i].uuid) != 0)
 			continue;
-		if (journal_peer_status_get(t->j, peers[i].uuid, &st) == 0 && st.next_retry_ns) {
+		if (journal_peer_status_get(t->j, peers[i].uuid, &st) == 0 &&
+		    (st.next_retry_ns || scan)) {
 			st.next_retry_ns = 0;
+			st.scan_next = st.scan_next || scan;
 			journal_peer_status_set(t->j, peers[i].uuid, &st);
 		}
 	}
@@ -427,12 +436,13 @@ int cli_cmd_sync(int argc, char **argv)
 		{ "peer", required_argument, NULL, 'p' },
 		{ "snap-pattern", required_argument, NULL, 's' },
 		{ "no-wait", no_argument, NULL, 'n' },
+		{ "scan", no_argument, NULL, 'S' },
 		CLI_HELP_OPTION, { 0 },
 	};
 	struct sync_progress sp = { .tty = isatty(STDERR_FILENO), .started = util_mono_ns() };
 	const char *only = NULL, *pattern = NULL;
 	char snap[256] = "", newname[256];
-	bool need, nowait = false;
+	bool need, nowait = false, scan = false;
 	struct cli_tree t;
 	int64_t started_ns = util_now_ns();
 	int c, ex, r, ret;
@@ -446,6 +456,8 @@ int cli_cmd_sync(int argc, char **argv)
 			pattern = optarg;
 		else if (c == 'n')
 			nowait = true;
+		else if (c == 'S')
+			scan = true;
 	}
 	if (argc - optind != 1)
 		return cli_usage_error(&sync_help, argv[0], "expected MOUNTPOINT or BACKING");
@@ -466,8 +478,15 @@ int cli_cmd_sync(int argc, char **argv)
 		ret = cli_error("cannot sync '%s': %s", argv[optind], journal_strerror(r));
 		goto out;
 	}
-	if (need) {
-		snprintf(snap, sizeof(snap), "%s", newname);
+	/* before the snapshot: taking it wakes the daemon at once */
+	if (t.daemon)
+		clear_backoff(&t, only, scan);
+	/* Two syncs in one second: the pattern's name exists, add -2, -3, ... */
+	for (int k = 1; need && k < 100; k++) {
+		if (k == 1)
+			snprintf(snap, sizeof(snap), "%s", newname);
+		else if (snprintf(snap, sizeof(snap), "%.240s-%d", newname, k) >= (int)sizeof(snap))
+			break;
 		if (t.daemon) {
 			char *path = NULL;
 
@@ -480,6 +499,10 @@ int cli_cmd_sync(int argc, char **argv)
 		} else {
 			r = journal_snap_create(t.j, snap, NULL);
 		}
+		if (r != -EEXIST)
+			break;
+	}
+	if (need) {
 		if (r < 0) {
 			ret = cli_error("cannot sync '%s': cannot take snapshot '%s': %s",
 					argv[optind], snap, strerror(-r));
@@ -487,7 +510,6 @@ int cli_cmd_sync(int argc, char **argv)
 		}
 	}
 	if (t.daemon) {
-		clear_backoff(&t, only);
 		cli_tree_wake(&t);
 		if (!nowait)
 			ret = follow_daemon(&t, only, snap, started_ns, &sp);
@@ -495,7 +517,8 @@ int cli_cmd_sync(int argc, char **argv)
 	}
 	/* No daemon: the journal is ours (cli_tree_open took it); sync here. */
 	{
-		struct repl_mirror_opts mo = { .progress = on_progress, .progress_arg = &sp };
+		struct repl_mirror_opts mo = { .progress = on_progress, .progress_arg = &sp,
+					       .scan = scan };
 
 		r = repl_mirror_sync_peers(t.j, only, cli_self_exe(), &mo);
 	}

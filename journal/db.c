@@ -174,7 +174,8 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	"  total_bytes_raw INTEGER, total_bytes_wire INTEGER, last_duration INTEGER, "
 	"  pending INTEGER, last_error TEXT, last_error_time INTEGER, next_retry INTEGER, "
 	"  failures INTEGER, cur_snap BLOB, cur_bytes INTEGER, cur_total INTEGER, "
-	"  cur_files INTEGER, cur_started INTEGER, del_cursor INTEGER NOT NULL DEFAULT 0);"
+	"  cur_files INTEGER, cur_started INTEGER, del_cursor INTEGER NOT NULL DEFAULT 0, "
+	"  scan_next INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS changes_snap ON changes(op, seq) WHERE op IN (17, 18);"
 	"CREATE TABLE IF NOT EXISTS recv_pos(source TEXT NOT NULL, from_snap BLOB NOT NULL, "
 	"  to_snap BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(source, from_snap, to_snap));",

@@ -27,15 +27,11 @@
 #include "mirrorfs/log.h"
 #include "mirrorfs/util.h"
 #include "journal_i.h"
+#include "diff_i.h"
 
 /* ---- a small u64 -> u64 map (open addressing) ---------------------------- */
 
-struct u64map {
-	uint64_t *keys, *vals;   /* key 0 = empty (jino 0 does not exist) */
-	size_t mask, n;
-};
-
-static int u64map_put(struct u64map *m, uint64_t k, uint64_t v)
+int u64map_put(struct u64map *m, uint64_t k, uint64_t v)
 {
 	if ((m->n + 1) * 2 > (m->mask ? m->mask + 1 : 0)) {
 		size_t ncap = m->mask ? (m->mask + 1) * 2 : 64;
@@ -77,7 +73,7 @@ static int u64map_put(struct u64map *m, uint64_t k, uint64_t v)
 	}
 }
 
-static bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret)
+bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret)
 {
 	if (!m->mask)
 		return false;
@@ -92,7 +88,7 @@ static bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret)
 	}
 }
 
-static void u64map_free(struct u64map *m)
+void u64map_free(struct u64map *m)
 {
 	free(m->keys);
 	free(m->vals);
@@ -101,12 +97,6 @@ static void u64map_free(struct u64map *m)
 
 /* ---- the state of one diff ----------------------------------------------- */
 
-struct dent {
-	uint64_t parent, ino;
-	char *name;
-	uint32_t depth, type;
-	bool survives;
-};
 
 struct drange {
 	uint64_t ino, off, end;   /* end may be UINT64_MAX: "to the end of the file" */
@@ -284,7 +274,7 @@ static int want_attr(struct diff *d, uint64_t ino)
 
 /* ---- the entry sets -------------------------------------------------------- */
 
-static int dent_cmp_unlink(const void *a, const void *b)
+int dent_cmp_unlink(const void *a, const void *b)
 {
 	const struct dent *x = a, *y = b;
 	int c;
@@ -297,7 +287,7 @@ static int dent_cmp_unlink(const void *a, const void *b)
 	return c;
 }
 
-static int dent_cmp_link(const void *a, const void *b)
+int dent_cmp_link(const void *a, const void *b)
 {
 	const struct dent *x = a, *y = b;
 
@@ -308,7 +298,7 @@ static int dent_cmp_link(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static void dents_free(struct dent *v, size_t n)
+void dents_free(struct dent *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i].name);
@@ -399,8 +389,8 @@ static int collect_entries(struct diff *d, bool unlink, struct dent **ret, size_
 	return 0;
 }
 
-static int emit_entries(struct diff *d, enum journal_diff_kind kind, const struct dent *v,
-			size_t n, int (*cb)(void *, const struct journal_diff *), void *arg)
+int emit_entries(enum journal_diff_kind kind, const struct dent *v, size_t n,
+		 int (*cb)(void *, const struct journal_diff *), void *arg)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct journal_diff e = {
@@ -616,7 +606,7 @@ out:
 	return r;
 }
 
-static int u64_cmp(const void *a, const void *b)
+int u64_cmp(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
@@ -700,11 +690,11 @@ int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
 	if (r >= 0)
 		r = collect_entries(&d, false, &ln, &nln);
 	if (r >= 0)
-		r = emit_entries(&d, JDIFF_UNLINK, un, nun, cb, arg);
+		r = emit_entries(JDIFF_UNLINK, un, nun, cb, arg);
 	if (r >= 0)
 		r = emit_creates(&d, &created, cb, arg);
 	if (r >= 0)
-		r = emit_entries(&d, JDIFF_LINK, ln, nln, cb, arg);
+		r = emit_entries(JDIFF_LINK, ln, nln, cb, arg);
 	if (r >= 0)
 		r = collect_changes(&d, &created, &ranges, &nranges);
 	if (r >= 0) {

@@ -264,7 +264,7 @@ int journal_peer_set_paused(struct journal *j, const char *uuid, bool paused)
 #define STATUS_COLS "state, last_snap, last_snap_created, last_sync, snaps_synced, " \
 	"snaps_deleted, last_bytes_raw, last_bytes_wire, total_bytes_raw, total_bytes_wire, " \
 	"last_duration, pending, last_error, last_error_time, next_retry, failures, cur_snap, " \
-	"cur_bytes, cur_total, cur_files, cur_started, del_cursor"
+	"cur_bytes, cur_total, cur_files, cur_started, del_cursor, scan_next"
 
 int journal_peer_status_get(struct journal *j, const char *uuid, struct journal_peer_status *ret)
 {
@@ -307,6 +307,7 @@ int journal_peer_status_get(struct journal *j, const char *uuid, struct journal_
 		ret->cur_files = (uint64_t)sqlite3_column_int64(s, 19);
 		ret->cur_started_ns = sqlite3_column_int64(s, 20);
 		ret->del_cursor = (uint64_t)sqlite3_column_int64(s, 21);
+		ret->scan_next = sqlite3_column_int(s, 22);
 	}
 	sqlite3_finalize(s);
 	db_conn_put(j, c);
@@ -325,7 +326,7 @@ int journal_peer_status_set(struct journal *j, const char *uuid,
 		return r;
 	rc = sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO peer_status(uuid, " STATUS_COLS
 				") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-				"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)", -1, &s, NULL);
+				"?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return ptxn_end(j, c, journal_err(rc));
 	sqlite3_bind_text(s, i++, uuid, -1, SQLITE_STATIC);
@@ -351,6 +352,7 @@ int journal_peer_status_set(struct journal *j, const char *uuid,
 	sqlite3_bind_int64(s, i++, (int64_t)st->cur_files);
 	sqlite3_bind_int64(s, i++, st->cur_started_ns);
 	sqlite3_bind_int64(s, i++, (int64_t)st->del_cursor);
+	sqlite3_bind_int(s, i++, st->scan_next);
 	return ptxn_end(j, c, step_done(s));
 }
 

@@ -257,6 +257,7 @@ static int sync_peer(struct journal *j, const struct journal_peer *p, const char
 		struct repl_send_opts so = {
 			.level = o ? o->level : 0, .progress = on_progress, .progress_arg = &ctx,
 			.progress_interval_ms = 500,
+			.scan = st.scan_next || (o && o->scan),
 		};
 		struct repl_send_stats ss;
 		const char *from = st.last_snap[0] ? st.last_snap : NULL;
@@ -293,6 +294,7 @@ static int sync_peer(struct journal *j, const struct journal_peer *p, const char
 		st.last_duration_ns = ss.duration_ns;
 		st.pending = n - i - 1;
 		st.cur_snap[0] = '\0';
+		st.scan_next = false;
 		st.failures = 0;
 		st.last_error[0] = '\0';
 		st.next_retry_ns = 0;

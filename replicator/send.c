@@ -509,7 +509,8 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	if (o->progress) {
 		s.progress_every_ns = (int64_t)(o->progress_interval_ms > 0 ?
 						o->progress_interval_ms : DEFAULT_PROGRESS_MS) * 1000000;
-		r = journal_diff(j, s.from_id, s.to_id, estimate_cb, &s);
+		r = (o->scan ? journal_diff_scan : journal_diff)(j, s.from_id, s.to_id,
+								 estimate_cb, &s);
 		if (r < 0) {
 			r = repl_fail(r, "cannot read the change set of '%s': %s", to_snap,
 				      journal_strerror(r));
@@ -519,7 +520,7 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 		repl_send_progress(&s, true);
 	}
 
-	r = journal_diff(j, s.from_id, s.to_id, diff_cb, &s);
+	r = (o->scan ? journal_diff_scan : journal_diff)(j, s.from_id, s.to_id, diff_cb, &s);
 	if (r == 0 && !s.swept)
 		r = sweep(&s);
 	if (r < 0) {

@@ -406,6 +406,16 @@ int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
 		 int (*cb)(void *arg, const struct journal_diff *d), void *arg);
 
 /*
+ * The same change set, in the same order, found by comparing the two
+ * snapshot trees instead of reading the change log (`sync --scan`): the
+ * walk descends only into directories whose rctime is not older than
+ * `from` was (CephFS mirroring's key idea); files that differ in size,
+ * mtime or ctime are whole DATA ranges. from_id 0: everything in `to`.
+ */
+int journal_diff_scan(struct journal *j, uint64_t from_id, uint64_t to_id,
+		      int (*cb)(void *arg, const struct journal_diff *d), void *arg);
+
+/*
  * A replica records which source owns it (ceph.mirror.info). claim sets
  * the owner if there is none, or returns -EEXIST with the owner in
  * *ret_owner (may be NULL) if it is another source. owner "" = none.
@@ -460,6 +470,7 @@ struct journal_peer_status {
 	int64_t next_retry_ns;       /* 0 = none scheduled */
 	uint32_t failures;           /* consecutive failures (backoff) */
 	uint64_t del_cursor;         /* snapshot deletions up to this seq are handled */
+	bool scan_next;              /* compute the next sync by scanning (sync --scan) */
 	/* a sync in progress */
 	char cur_snap[256];
 	uint64_t cur_bytes, cur_total, cur_files;

@@ -22,6 +22,7 @@ struct repl_mirror_opts {
 	int snap_interval_s;        /* take a snapshot this often (0: never) */
 	const char *snap_pattern;   /* strftime(3) pattern, UTC; NULL: the default */
 	int level;                  /* zstd level (0: 1) */
+	bool scan;                  /* compute change sets by scanning (sync --scan) */
 	/* progress of a running sync (may be NULL) */
 	void (*progress)(void *arg, const char *peer_uuid, const struct repl_send_progress *p);
 	void *progress_arg;

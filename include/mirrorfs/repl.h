@@ -460,6 +460,11 @@ struct repl_send_opts {
 	 * TRAILER is written.
 	 */
 	bool one_way;
+	/*
+	 * Find the change set by comparing the snapshot trees, guided by
+	 * rctime (journal_diff_scan()), instead of reading the change log.
+	 */
+	bool scan;
 	/* Called at most every progress_interval_ms (0 = 250) and at the end. */
 	void (*progress)(void *arg, const struct repl_send_progress *p);
 	void *progress_arg;
