@@ -61,22 +61,47 @@ struct fs_itable {
 	size_t count;               /* protected by lock */
 };
 
+/*
+ * DR mode: a read-only mount of a replica (dr.c). The root serves the
+ * newest snapshot; a watcher thread notices a newer one and invalidates
+ * what the kernel cached of the root. Lock order: fs_dr.lock is a leaf
+ * lock like fs_itable.lock (never both held).
+ */
+#define FS_DR_NAMES_MAX 1024   /* root names remembered for invalidation */
+
+struct fs_dr {
+	pthread_mutex_t lock;     /* leaf: never held across a journal call or a notify */
+	pthread_cond_t wake;      /* the watcher waits on it; signalled to stop it */
+	uint64_t snap;            /* newest snapshot id, 0 = none; protected by lock */
+	int64_t checked_ns;       /* when `snap` was read (monotonic); protected by lock */
+	char **names;             /* names the kernel may cache in the root; protected by lock */
+	size_t nnames;            /* protected by lock */
+	bool names_overflow;      /* more names than FS_DR_NAMES_MAX; protected by lock */
+	bool stop;                /* protected by lock */
+	bool running;             /* the watcher thread exists; owner: fs_mount_run's thread */
+	pthread_t thread;
+};
+
 struct fs {
 	struct journal *j;        /* owned by fs_mount_run */
 	struct fs_inode *root;    /* never freed before fs_itable_release */
 	struct fs_itable itable;
 	bool read_only;           /* -o ro: every mutation fails with EROFS */
+	bool dr;                  /* DR mode (implies read_only); immutable */
 	bool dont_mask;           /* kernel passes the umask (FUSE_CAP_DONT_MASK granted) */
 	bool debug;
+	struct fuse_session *se;  /* set before serving; immutable then */
+	struct fs_dr drs;         /* DR mode only */
 };
 
 /*
  * Is `nodeid` a live object (not a snapshot view)? Handlers that work on a
- * file handle alone check this before mutating.
+ * file handle alone check this before mutating. In DR mode nothing is
+ * live: even the root (FUSE_ROOT_ID) is a view (dr.c).
  */
-static inline bool fs_is_live(fuse_ino_t nodeid)
+static inline bool fs_is_live(const struct fs *fs, fuse_ino_t nodeid)
 {
-	return nodeid >= FUSE_ROOT_ID && nodeid <= JOURNAL_INO_MAX;
+	return !fs->dr && nodeid >= FUSE_ROOT_ID && nodeid <= JOURNAL_INO_MAX;
 }
 
 /* ---- inode.c ------------------------------------------------------------- */
@@ -201,6 +226,28 @@ void fs_snap_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
  */
 ssize_t fs_snap_copy_out(struct fs *fs, struct fuse_file_info *fi_in, off_t off_in,
 			 uint64_t ino_out, int fd_out, off_t off_out, size_t len);
+
+/* ---- dr.c: DR mode, the read-only mount of a replica ---------------------- */
+
+/*
+ * Attribute and entry timeout of the DR root and of the names in it (also
+ * negative ones): the root's node id stays while the snapshot behind it
+ * changes. Also how often the newest snapshot is read again.
+ */
+#define FS_DR_TIMEOUT 1.0
+
+int fs_dr_init(struct fs *fs);
+/* Start the watcher thread (after daemonizing, fs->se set). */
+int fs_dr_start(struct fs *fs);
+/* Stop the watcher (before the session is destroyed) and free the DR state. */
+void fs_dr_release(struct fs *fs);
+/*
+ * The snapshot the root shows now: 0 if the replica has none yet, < 0 on
+ * error. Reads the journal at most every FS_DR_TIMEOUT.
+ */
+int64_t fs_dr_snap(struct fs *fs);
+/* The kernel may now cache `name` in the root: invalidate it on a change. */
+void fs_dr_note_name(struct fs *fs, const char *name);
 
 /* ---- handlers, gathered in mount.c's fs_ops ---------------------------- */
 

@@ -162,7 +162,7 @@ int fs_inode_get(struct fs *fs, fuse_ino_t nodeid, struct fs_inode **ret)
 	struct fs_inode *n;
 
 	/* .snap and snapshot views: the handlers dispatch them to snapdir.c first. */
-	if (!fs_is_live(nodeid))
+	if (!fs_is_live(fs, nodeid))
 		return -ESTALE;
 	if (nodeid == FUSE_ROOT_ID) {
 		*ret = fs->root;   /* never freed while the session runs */
@@ -242,7 +242,7 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t nodeid, uint64_t count)
 	struct fs_inode *n;
 	bool last = false;
 
-	if (nodeid == FUSE_ROOT_ID || !fs_is_live(nodeid))
+	if (nodeid == FUSE_ROOT_ID || !fs_is_live(fs, nodeid))
 		return;
 	pthread_mutex_lock(&fs->itable.lock);
 	n = fs_itable_find(&fs->itable, nodeid);

@@ -14,6 +14,15 @@
  *    allow_other, where other users reach the mount, and is right without
  *    it too.
  *  - ro with -o ro / --read-only; the handlers refuse mutations as well.
+ *
+ * A replica (a backing directory whose journal names the source that owns
+ * it, journal_replica_owner()) refuses a read-write mount, and a read-only
+ * mount of it runs in DR mode (dr.c): the journal is opened READONLY (no
+ * lock, so the receiver can apply streams meanwhile, no writer, no
+ * replicator hooks) and the root shows the newest snapshot. Whether it is
+ * a replica is read with a READONLY open before anything is mounted; the
+ * DR journal itself is opened after daemonizing, like the writer is
+ * started then, because no sqlite connection may cross the fork.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -273,6 +282,24 @@ static int fs_opt_append(char *buf, size_t cap, const char *key, const char *val
 	return len + 2 < cap ? 0 : -ENAMETOOLONG;
 }
 
+/*
+ * The owner of the journal of `backing` if it is a replica ("" if not, or
+ * if it has no journal yet or it cannot be read: the normal open then
+ * reports why). No lock is taken, no connection is kept.
+ */
+static void fs_replica_owner(const char *backing, char ret_owner[37])
+{
+	struct journal_open_opts o = { .flags = JOURNAL_OPEN_READONLY };
+	struct journal *j = NULL;
+
+	ret_owner[0] = '\0';
+	if (journal_open(backing, &o, &j) < 0)
+		return;
+	if (journal_replica_owner(j, ret_owner) < 0)
+		ret_owner[0] = '\0';
+	journal_close(j);
+}
+
 /* Does the comma separated list `opts` hold the option `name`? */
 static bool fs_opts_have(const char *opts, const char *name)
 {
@@ -299,6 +326,7 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 	struct fuse_session *se = NULL;
 	struct fs fs = { 0 };
 	bool foreground, mounted = false, handlers = false, started = false;
+	char owner[37];
 	char *optstr = NULL;
 	size_t optcap;
 	int r, ret = 1, rootfd;
@@ -351,13 +379,29 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 		goto out;
 	}
 
+	/* A replica: refuse read-write, else DR mode (its journal comes later). */
+	fs_replica_owner(backing, owner);
+	if (owner[0] && !fs.read_only) {
+		ret = fs_fail(opts->backing, "it is a replica of %s; mount it --read-only "
+			      "(or promote it with takeover)", owner);
+		goto out;
+	}
+	if (owner[0]) {
+		r = fs_dr_init(&fs);
+		if (r < 0) {
+			ret = fs_fail(opts->backing, "%s", strerror(-r));
+			goto out;
+		}
+		log_debug("'%s' is a replica of %s: DR mode", backing, owner);
+	}
+
 	/* The journal first: its errors come before anything is mounted. */
 	jopts.flags = JOURNAL_OPEN_NO_START;
 	if (isatty(STDERR_FILENO)) {
 		jopts.progress = fs_adopt_progress;
 		jopts.progress_arg = &progress;
 	}
-	r = journal_open(backing, &jopts, &fs.j);
+	r = fs.dr ? 0 : journal_open(backing, &jopts, &fs.j);
 	if (progress.shown)
 		fputc('\n', stderr);
 	if (r == -EBUSY) {
@@ -412,13 +456,31 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 	if (!foreground)
 		log_set_sink(LOG_SINK_SYSLOG, "mirrorfs");
 
-	/* After daemonizing: threads do not survive fork. */
-	r = journal_start(fs.j);
-	if (r < 0) {
-		log_err("cannot start the journal of '%s': %s", backing, journal_strerror(r));
-		goto out;
+	/* After daemonizing: threads do not survive fork, nor may sqlite connections. */
+	fs.se = se;
+	if (fs.dr) {
+		jopts.flags = JOURNAL_OPEN_READONLY;
+		jopts.progress = NULL;
+		r = journal_open(backing, &jopts, &fs.j);
+		if (r < 0) {
+			log_err("cannot open the journal of '%s': %s", backing, journal_strerror(r));
+			goto out;
+		}
+		r = fs_dr_start(&fs);
+		if (r < 0) {
+			log_err("cannot serve '%s': %s", mnt, strerror(-r));
+			goto out;
+		}
+	} else {
+		r = journal_start(fs.j);
+		if (r < 0) {
+			log_err("cannot start the journal of '%s': %s", backing,
+				journal_strerror(r));
+			goto out;
+		}
 	}
-	if (opts->on_start) {
+	/* The replicator needs a writable journal: none in DR mode. */
+	if (opts->on_start && !fs.dr) {
 		r = opts->on_start(opts->hook_arg, fs.j);
 		if (r < 0) {
 			log_err("cannot start serving '%s': %s", backing, strerror(-r));
@@ -442,6 +504,8 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 		ret = 0;
 out:
 	fs_log_capture = false;
+	/* The watcher notifies through the session: stop it first. */
+	fs_dr_release(&fs);
 	if (cfg)
 		fuse_loop_cfg_destroy(cfg);
 	if (mounted)

@@ -33,7 +33,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dir *d;
 	int fd, r;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_opendir(req, ino, fi);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -94,7 +94,7 @@ static void fs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 	size_t rem;
 	int r;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_readdir(req, ino, size, off, fi, plus);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -194,9 +194,10 @@ void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_releasedir(req, ino, fi);
 	closedir(d->dp);
 	free(d);
@@ -209,7 +210,7 @@ void fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
 	int r;
 
-	if (!fs_is_live(ino))   /* nothing to make durable in a snapshot */
+	if (!fs_is_live(fs, ino))   /* nothing to make durable in a snapshot */
 		return (void) fuse_reply_err(req, 0);
 	r = journal_fsync(fs->j, ino, dirfd(d->dp), datasync != 0);
 	fuse_reply_err(req, r < 0 ? -r : 0);

@@ -22,7 +22,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int r;
 
-	if (!fs_is_live(parent) || fs_is_snapdir(parent, name))
+	if (!fs_is_live(fs, parent) || fs_is_snapdir(parent, name))
 		return fs_snap_op_lookup(req, parent, name);
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
@@ -64,7 +64,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	int r;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_getattr(req, ino);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -87,7 +87,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	struct stat st;
 	int r;
 
-	if (fs->read_only || !fs_is_live(ino))   /* snapshots are read-only */
+	if (fs->read_only || !fs_is_live(fs, ino))   /* snapshots are read-only */
 		return (void) fuse_reply_err(req, EROFS);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -143,7 +143,7 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	ssize_t len;
 	int r;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_readlink(req, ino);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -173,7 +173,7 @@ static int fs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct stat st, bst;
 	int fd, r;
 
-	if (fs->read_only || !fs_is_live(parent))   /* in .snap or a snapshot */
+	if (fs->read_only || !fs_is_live(fs, parent))   /* in .snap or a snapshot */
 		return -EROFS;
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
@@ -225,10 +225,11 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 
 void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
 	int r;
 
-	if (!fs_is_live(parent))   /* mkdir .snap/NAME takes a snapshot */
+	if (!fs_is_live(fs, parent))   /* mkdir .snap/NAME takes a snapshot */
 		return fs_snap_op_mkdir(req, parent, name);
 	r = fs_make_node(req, parent, name, S_IFDIR | (mode & ~S_IFMT), 0, NULL, &e);
 	if (r < 0)
@@ -256,7 +257,7 @@ void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char
 	int r;
 
 	/* From or into a snapshot (or .snap): read-only. */
-	if (fs->read_only || !fs_is_live(ino) || !fs_is_live(newparent))
+	if (fs->read_only || !fs_is_live(fs, ino) || !fs_is_live(fs, newparent))
 		return (void) fuse_reply_err(req, EROFS);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -288,7 +289,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_inode *p;
 	int r;
 
-	if (fs->read_only || !fs_is_live(parent))
+	if (fs->read_only || !fs_is_live(fs, parent))
 		return (void) fuse_reply_err(req, EROFS);
 	if (fs_is_snapdir(parent, name))   /* a directory (the kernel says so first) */
 		return (void) fuse_reply_err(req, EISDIR);
@@ -309,7 +310,7 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_inode *p;
 	int r;
 
-	if (!fs_is_live(parent))   /* rmdir .snap/NAME deletes a snapshot */
+	if (!fs_is_live(fs, parent))   /* rmdir .snap/NAME deletes a snapshot */
 		return fs_snap_op_rmdir(req, parent, name);
 	if (fs->read_only)
 		return (void) fuse_reply_err(req, EROFS);
@@ -334,7 +335,7 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r;
 
 	/* Either side in .snap or a snapshot: read-only (not EXDEV: same mount). */
-	if (fs->read_only || !fs_is_live(parent) || !fs_is_live(newparent))
+	if (fs->read_only || !fs_is_live(fs, parent) || !fs_is_live(fs, newparent))
 		return (void) fuse_reply_err(req, EROFS);
 	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return (void) fuse_reply_err(req, EINVAL);

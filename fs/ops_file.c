@@ -61,7 +61,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct stat st, bst;
 	int fd = -1, pfd, r;
 
-	if (fs->read_only || !fs_is_live(parent))   /* in .snap or a snapshot */
+	if (fs->read_only || !fs_is_live(fs, parent))   /* in .snap or a snapshot */
 		return (void) fuse_reply_err(req, EROFS);
 	r = fs_inode_get(fs, parent, &p);
 	if (r < 0)
@@ -109,7 +109,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (fs->read_only && fs_flags_write(fi->flags))
 		return (void) fuse_reply_err(req, EROFS);
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_open(req, ino, fi);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -125,9 +125,10 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_read(req, ino, size, off, fi);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
@@ -145,7 +146,7 @@ void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf,
 	ssize_t res;
 	int r;
 
-	if (fs->read_only || !fs_is_live(ino))
+	if (fs->read_only || !fs_is_live(fs, ino))
 		return (void) fuse_reply_err(req, EROFS);
 	r = journal_write_prepare(fs->j, ino, fd, off, len);
 	if (r < 0)
@@ -166,9 +167,10 @@ void fs_op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf,
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	int r;
 
-	if (!fs_is_live(ino))   /* a snapshot file has no backing fd */
+	if (!fs_is_live(fs, ino))   /* a snapshot file has no backing fd */
 		return (void) fuse_reply_err(req, 0);
 	/* close() of a duplicate: what a close() of the backing file reports (NFS). */
 	r = close(dup((int)fi->fh));
@@ -177,7 +179,8 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (!fs_is_live(ino))
+	struct fs *fs = fuse_req_userdata(req);
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_release(req, ino, fi);
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
@@ -188,7 +191,7 @@ void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 	struct fs *fs = fuse_req_userdata(req);
 	int r;
 
-	if (!fs_is_live(ino))   /* nothing to make durable in a snapshot */
+	if (!fs_is_live(fs, ino))   /* nothing to make durable in a snapshot */
 		return (void) fuse_reply_err(req, 0);
 	r = journal_fsync(fs->j, ino, (int)fi->fh, datasync != 0);
 	fuse_reply_err(req, r < 0 ? -r : 0);
@@ -200,7 +203,7 @@ void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off
 	struct fs *fs = fuse_req_userdata(req);
 	int r;
 
-	if (fs->read_only || !fs_is_live(ino))
+	if (fs->read_only || !fs_is_live(fs, ino))
 		return (void) fuse_reply_err(req, EROFS);
 	r = journal_fallocate(fs->j, ino, (int)fi->fh, mode, offset, length);
 	fuse_reply_err(req, r < 0 ? -r : 0);
@@ -209,9 +212,10 @@ void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off
 void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		 struct fuse_file_info *fi)
 {
+	struct fs *fs = fuse_req_userdata(req);
 	off_t res;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_lseek(req, ino, off, whence, fi);
 	res = lseek((int)fi->fh, off, whence);
 	if (res < 0)
@@ -226,9 +230,9 @@ void fs_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	struct fs *fs = fuse_req_userdata(req);
 	ssize_t res;
 
-	if (fs->read_only || !fs_is_live(ino_out))
+	if (fs->read_only || !fs_is_live(fs, ino_out))
 		return (void) fuse_reply_err(req, EROFS);
-	if (!fs_is_live(ino_in))   /* out of a snapshot: no backing fd to copy from */
+	if (!fs_is_live(fs, ino_in))   /* out of a snapshot: no backing fd to copy from */
 		res = fs_snap_copy_out(fs, fi_in, off_in, ino_out, (int)fi_out->fh, off_out, len);
 	else
 		res = journal_copy_file_range(fs->j, (int)fi_in->fh, off_in, ino_out,

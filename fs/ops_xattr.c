@@ -73,7 +73,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	ssize_t len;
 	int r;
 
-	if (!fs_is_live(ino))   /* no virtual attributes there */
+	if (!fs_is_live(fs, ino))   /* no virtual attributes there */
 		return fs_snap_op_getxattr(req, ino, name, size);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -123,7 +123,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t len;
 	int r;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return fs_snap_op_listxattr(req, ino, size);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -159,7 +159,7 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 	struct fs_inode *n;
 	int r;
 
-	if (!fs_is_live(ino))   /* snapshots are read-only, whatever the name */
+	if (!fs_is_live(fs, ino))   /* snapshots are read-only, whatever the name */
 		return (void) fuse_reply_err(req, EROFS);
 	if (fs_is_vxattr(name))
 		return (void) fuse_reply_err(req, EPERM);
@@ -179,7 +179,7 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs_inode *n;
 	int r;
 
-	if (!fs_is_live(ino))
+	if (!fs_is_live(fs, ino))
 		return (void) fuse_reply_err(req, EROFS);
 	if (fs_is_vxattr(name))
 		return (void) fuse_reply_err(req, EPERM);

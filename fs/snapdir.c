@@ -29,9 +29,21 @@
  *
  * A view is "snapshot S seen through node ids composed by fs_view_nodeid()".
  * The handlers below only ever go through fs_view_decode()/fs_view_nodeid(),
- * so serving snapshot N at another node (e.g. the root of a read-only DR
- * mount of a replica) is a change to those two functions and to the hook
- * that decides which ids are views, not to the handlers.
+ * so serving snapshot N at another node is a change to those two functions
+ * and to the hook that decides which ids are views, not to the handlers.
+ *
+ * DR mode (dr.c, the read-only mount of a replica) does exactly that: no id
+ * is live (fs_is_live()), and fs_view_decode() turns FUSE_ROOT_ID into the
+ * root of the newest snapshot (fs_dr_snap()), flagged `dr_root`, or into
+ * FS_VK_DR_EMPTY, an empty directory, while the replica has no snapshot.
+ * Below the root every id names its snapshot, so a lookup that went
+ * through the root stays in that snapshot. The root itself changes behind
+ * its fixed id: its attributes, the names in it and negative lookups in it
+ * time out after FS_DR_TIMEOUT, its listing is never cached, its st_ino
+ * is FUSE_ROOT_ID (stable for tools that walk trees), its attributes are
+ * the snapshot root's own (not the creation time .snap/NAME shows), and a
+ * `.snap` entry of the snapshot root is not listed (the virtual one
+ * shadows it, as on a primary).
  *
  * Caching: a snapshot never changes, so views get FS_TIMEOUT, keep_cache
  * and cache_readdir. `.snap` itself can change without a request through
@@ -65,9 +77,10 @@
 struct fs_vnode {
 	uint64_t snap;   /* snapshot id */
 	uint64_t jino;   /* the object's journal inode number */
+	bool dr_root;    /* FUSE_ROOT_ID of a DR mount (jino is the root) */
 };
 
-enum fs_vkind { FS_VK_BAD, FS_VK_SNAPDIR, FS_VK_VIEW };
+enum fs_vkind { FS_VK_BAD, FS_VK_SNAPDIR, FS_VK_VIEW, FS_VK_DR_EMPTY };
 
 /* ---- node ids ------------------------------------------------------------- */
 
@@ -76,10 +89,27 @@ static uint64_t fs_view_nodeid(uint64_t snap, uint64_t jino)
 	return FS_VIEW_BIT | snap << JOURNAL_INO_BITS | jino;
 }
 
-static enum fs_vkind fs_view_decode(fuse_ino_t nodeid, struct fs_vnode *ret)
+/*
+ * What `nodeid` is. FS_VK_BAD also when the newest snapshot of a DR mount
+ * cannot be read (the journal's error is lost here: ESTALE/EIO either way).
+ */
+static enum fs_vkind fs_view_decode(struct fs *fs, fuse_ino_t nodeid, struct fs_vnode *ret)
 {
 	uint64_t id = (uint64_t)nodeid;
 
+	ret->dr_root = false;
+	if (fs->dr && id == FUSE_ROOT_ID) {
+		int64_t snap = fs_dr_snap(fs);
+
+		if (snap < 0)
+			return FS_VK_BAD;
+		if (snap == 0)
+			return FS_VK_DR_EMPTY;
+		ret->snap = (uint64_t)snap;
+		ret->jino = JOURNAL_ROOT_INO;
+		ret->dr_root = true;
+		return FS_VK_VIEW;
+	}
 	if (id == FS_SNAPDIR_INO)
 		return FS_VK_SNAPDIR;
 	if (!(id & FS_VIEW_BIT))
@@ -108,6 +138,11 @@ static int fs_view_stat(struct fs *fs, const struct fs_vnode *vn, struct stat *r
 	r = journal_snap_stat(fs->j, vn->snap, vn->jino, &st);
 	if (r < 0)
 		return r;
+	if (vn->dr_root) {
+		st.st_ino = FUSE_ROOT_ID;
+		*ret = st;
+		return 0;
+	}
 	if (vn->jino == JOURNAL_ROOT_INO) {
 		/* The entry in .snap: its times are the snapshot's creation. */
 		r = journal_snap_get_by_id(fs->j, vn->snap, &sn);
@@ -158,6 +193,22 @@ static int fs_snapdir_stat(struct fs *fs, struct stat *ret)
 	return 0;
 }
 
+/* The root of a DR mount while the replica has no snapshot: empty, read-only. */
+static int fs_dr_empty_stat(struct fs *fs, struct stat *ret)
+{
+	struct stat st;
+	int r;
+
+	r = fs_inode_stat(fs->root, &st);
+	if (r < 0)
+		return r;
+	st.st_ino = FUSE_ROOT_ID;
+	st.st_mode &= ~(mode_t)0222;
+	st.st_nlink = 2;
+	*ret = st;
+	return 0;
+}
+
 static void fs_snap_entry(struct fuse_entry_param *e, const struct stat *st, double timeout)
 {
 	fs_fill_entry(e, st);
@@ -188,7 +239,7 @@ void fs_snap_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct journal_snap sn;
 	struct fs_vnode vn;
 	struct stat st;
-	double neg_timeout = FS_TIMEOUT;
+	double neg_timeout = FS_TIMEOUT, timeout = FS_TIMEOUT;
 	uint64_t jino;
 	int r;
 
@@ -201,7 +252,7 @@ void fs_snap_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_snap_entry(&e, &st, FS_SNAPDIR_TIMEOUT);
 		return (void) fuse_reply_entry(req, &e);
 	}
-	switch (fs_view_decode(parent, &vn)) {
+	switch (fs_view_decode(fs, parent, &vn)) {
 	case FS_VK_SNAPDIR:
 		neg_timeout = FS_SNAPDIR_TIMEOUT;
 		r = journal_snap_get(fs->j, name, &sn);
@@ -209,13 +260,26 @@ void fs_snap_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			r = fs_snapdir_child(fs, sn.id, &e);
 		break;
 	case FS_VK_VIEW:
+		if (vn.dr_root) {
+			/* The name may lead to another snapshot soon. */
+			neg_timeout = timeout = FS_DR_TIMEOUT;
+			fs_dr_note_name(fs, name);
+		}
 		r = journal_snap_lookup(fs->j, vn.snap, vn.jino, name, &jino, NULL);
 		if (r >= 0) {
 			vn.jino = jino;
+			vn.dr_root = false;
 			r = fs_view_stat(fs, &vn, &st);
 		}
-		if (r >= 0)
+		if (r >= 0) {
 			fs_snap_entry(&e, &st, FS_TIMEOUT);
+			e.entry_timeout = timeout;   /* its attributes never change */
+		}
+		break;
+	case FS_VK_DR_EMPTY:
+		neg_timeout = FS_DR_TIMEOUT;
+		fs_dr_note_name(fs, name);
+		r = -ENOENT;
 		break;
 	default:
 		r = -ESTALE;
@@ -239,13 +303,19 @@ void fs_snap_op_getattr(fuse_req_t req, fuse_ino_t ino)
 	double timeout = FS_TIMEOUT;
 	int r;
 
-	switch (fs_view_decode(ino, &vn)) {
+	switch (fs_view_decode(fs, ino, &vn)) {
 	case FS_VK_SNAPDIR:
 		r = fs_snapdir_stat(fs, &st);
 		timeout = FS_SNAPDIR_TIMEOUT;
 		break;
 	case FS_VK_VIEW:
 		r = fs_view_stat(fs, &vn, &st);
+		if (vn.dr_root)
+			timeout = FS_DR_TIMEOUT;
+		break;
+	case FS_VK_DR_EMPTY:
+		r = fs_dr_empty_stat(fs, &st);
+		timeout = FS_DR_TIMEOUT;
 		break;
 	default:
 		r = -ESTALE;
@@ -263,7 +333,7 @@ void fs_snap_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	size_t len;
 	int r;
 
-	if (fs_view_decode(ino, &vn) != FS_VK_VIEW)
+	if (fs_view_decode(fs, ino, &vn) != FS_VK_VIEW)
 		return (void) fuse_reply_err(req, EINVAL);
 	r = journal_snap_readlink(fs->j, vn.snap, vn.jino, buf, sizeof(buf) - 1, &len);
 	if (r < 0)
@@ -283,7 +353,7 @@ void fs_snap_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_vnode vn;
 	int r;
 
-	if (fs->read_only || fs_view_decode(parent, &vn) != FS_VK_SNAPDIR)
+	if (fs->read_only || fs_view_decode(fs, parent, &vn) != FS_VK_SNAPDIR)
 		return (void) fuse_reply_err(req, EROFS);
 	r = journal_snap_create(fs->j, name, &sn);
 	if (r < 0)
@@ -302,7 +372,7 @@ void fs_snap_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_vnode vn;
 	int r;
 
-	if (fs->read_only || fs_view_decode(parent, &vn) != FS_VK_SNAPDIR)
+	if (fs->read_only || fs_view_decode(fs, parent, &vn) != FS_VK_SNAPDIR)
 		return (void) fuse_reply_err(req, EROFS);
 	r = journal_snap_delete(fs->j, name);
 	if (r >= 0)
@@ -322,6 +392,7 @@ struct fs_vdirent {
 struct fs_vdir {
 	enum fs_vkind kind;
 	struct fs_vnode vn;   /* FS_VK_VIEW: the directory */
+	double timeout;       /* entry timeout of the names in it (readdirplus) */
 	struct fs_vdirent *e;
 	size_t n, cap;
 };
@@ -361,6 +432,9 @@ static int fs_vdir_add_cb(void *arg, const char *name, uint64_t ino, mode_t type
 {
 	struct fs_vdir *d = arg;
 
+	/* The DR root, like a primary's, does not list what .snap shadows. */
+	if (d->vn.dr_root && strcmp(name, FS_SNAPDIR_NAME) == 0)
+		return 0;
 	return fs_vdir_add(d, name, fs_view_nodeid(d->vn.snap, ino), type);
 }
 
@@ -371,6 +445,8 @@ static int fs_vdir_add_cb(void *arg, const char *name, uint64_t ino, mode_t type
  */
 static uint64_t fs_view_dotdot(const struct fs_vnode *vn)
 {
+	if (vn->dr_root)
+		return FUSE_ROOT_ID;
 	return vn->jino == JOURNAL_ROOT_INO ? FS_SNAPDIR_INO : 0xffffffffULL;
 }
 
@@ -386,9 +462,11 @@ void fs_snap_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return (void) fuse_reply_err(req, ENOMEM);
-	d->kind = fs_view_decode(ino, &d->vn);
+	d->kind = fs_view_decode(fs, ino, &d->vn);
+	d->timeout = FS_TIMEOUT;
 	switch (d->kind) {
 	case FS_VK_SNAPDIR:
+		d->timeout = FS_SNAPDIR_TIMEOUT;
 		r = fs_vdir_add(d, ".", FS_SNAPDIR_INO, S_IFDIR);
 		if (r >= 0)
 			r = fs_vdir_add(d, "..", FUSE_ROOT_ID, S_IFDIR);
@@ -408,13 +486,24 @@ void fs_snap_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		if (r >= 0 && !S_ISDIR(st.st_mode))
 			r = -ENOTDIR;
 		if (r >= 0)
-			r = fs_vdir_add(d, ".", fs_view_nodeid(d->vn.snap, d->vn.jino), S_IFDIR);
+			r = fs_vdir_add(d, ".", d->vn.dr_root ? FUSE_ROOT_ID :
+					fs_view_nodeid(d->vn.snap, d->vn.jino), S_IFDIR);
 		if (r >= 0)
 			r = fs_vdir_add(d, "..", fs_view_dotdot(&d->vn), S_IFDIR);
 		if (r >= 0)
 			r = journal_snap_readdir(fs->j, d->vn.snap, d->vn.jino, 0, fs_vdir_add_cb, d);
-		fi->cache_readdir = 1;   /* a snapshot never changes */
-		fi->keep_cache = 1;
+		/* A snapshot never changes; the snapshot behind the DR root does. */
+		fi->cache_readdir = !d->vn.dr_root;
+		fi->keep_cache = !d->vn.dr_root;
+		if (d->vn.dr_root)
+			d->timeout = FS_DR_TIMEOUT;
+		break;
+	case FS_VK_DR_EMPTY:
+		r = fs_vdir_add(d, ".", FUSE_ROOT_ID, S_IFDIR);
+		if (r >= 0)
+			r = fs_vdir_add(d, "..", FUSE_ROOT_ID, S_IFDIR);
+		fi->cache_readdir = 0;
+		fi->keep_cache = 0;
 		break;
 	default:
 		r = -ESTALE;
@@ -450,7 +539,7 @@ void fs_snap_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		memset(&e, 0, sizeof(e));
 		e.attr.st_ino = de->nodeid;
 		e.attr.st_mode = de->type;
-		if (plus && !dots && fs_view_decode(de->nodeid, &vn) == FS_VK_VIEW) {
+		if (plus && !dots && fs_view_decode(fs, de->nodeid, &vn) == FS_VK_VIEW) {
 			struct stat st;
 			int r = fs_view_stat(fs, &vn, &st);
 
@@ -460,9 +549,14 @@ void fs_snap_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			 * (ino 0 in the entry: no lookup) lets a later lookup
 			 * report why.
 			 */
-			if (r >= 0)
-				fs_snap_entry(&e, &st, d->kind == FS_VK_SNAPDIR ?
-					      FS_SNAPDIR_TIMEOUT : FS_TIMEOUT);
+			if (r >= 0) {
+				fs_snap_entry(&e, &st, FS_TIMEOUT);
+				e.entry_timeout = d->timeout;
+				if (d->kind == FS_VK_SNAPDIR)
+					e.attr_timeout = FS_SNAPDIR_TIMEOUT;
+				if (d->vn.dr_root)
+					fs_dr_note_name(fs, de->name);
+			}
 		}
 		if (plus)
 			entsize = fuse_add_direntry_plus(req, p, rem, de->name, &e, (off_t)i + 1);
@@ -494,8 +588,9 @@ void fs_snap_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & (O_TRUNC | O_CREAT)))
 		return (void) fuse_reply_err(req, EROFS);
-	switch (fs_view_decode(ino, &vn)) {
+	switch (fs_view_decode(fs, ino, &vn)) {
 	case FS_VK_SNAPDIR:
+	case FS_VK_DR_EMPTY:
 		return (void) fuse_reply_err(req, EISDIR);
 	case FS_VK_VIEW:
 		break;
@@ -584,8 +679,9 @@ void fs_snap_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 	char *value = NULL;
 	ssize_t len;
 
-	switch (fs_view_decode(ino, &vn)) {
+	switch (fs_view_decode(fs, ino, &vn)) {
 	case FS_VK_SNAPDIR:
+	case FS_VK_DR_EMPTY:
 		return (void) fuse_reply_err(req, ENODATA);
 	case FS_VK_VIEW:
 		break;
@@ -617,8 +713,9 @@ void fs_snap_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char *list = NULL;
 	ssize_t len;
 
-	switch (fs_view_decode(ino, &vn)) {
+	switch (fs_view_decode(fs, ino, &vn)) {
 	case FS_VK_SNAPDIR:
+	case FS_VK_DR_EMPTY:
 		return (void) (size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0));
 	case FS_VK_VIEW:
 		break;
