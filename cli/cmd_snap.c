@@ -66,7 +66,34 @@ struct snap_target {
 	const char *arg;   /* as given, for messages */
 	char *mnt;         /* the mount point if mounted, else NULL */
 	char *backing;
+	char owner[37];    /* a replica: the source that owns it, else "" */
+	char newest[256];  /* a replica: its newest snapshot, the next stream's base */
 };
+
+/*
+ * Is the target a replica? Its snapshots come from its source: none may be
+ * created here, and its newest is the base of the next stream. Its DR mount
+ * is read-only, so snapshots are deleted in its journal directly.
+ */
+static void snap_target_replica(struct snap_target *t)
+{
+	struct journal_open_opts oo = { .flags = JOURNAL_OPEN_READONLY };
+	struct journal_snap *v = NULL;
+	struct journal *j;
+	size_t n = 0;
+
+	if (journal_open(t->backing, &oo, &j) < 0)
+		return;
+	if (journal_replica_owner(j, t->owner) == 0 && t->owner[0] &&
+	    journal_snap_list(j, false, &v, &n) == 0 && n > 0)
+		snprintf(t->newest, sizeof(t->newest), "%s", v[n - 1].name);
+	free(v);
+	journal_close(j);
+	if (t->owner[0]) {
+		free(t->mnt);
+		t->mnt = NULL;
+	}
+}
 
 static void snap_target_release(struct snap_target *t)
 {
@@ -105,11 +132,13 @@ static int snap_target_resolve(const char *arg, const char *what, struct snap_ta
 		} else {
 			ret->mnt = NULL;
 			ret->backing = backing;
+			snap_target_replica(ret);
 			return 0;
 		}
 	}
 	ret->mnt = m.mountpoint;
 	ret->backing = m.backing;
+	snap_target_replica(ret);
 	return 0;
 }
 
@@ -158,6 +187,8 @@ static int snap_through_mount(const struct snap_target *t, const char *name, boo
 /* Delete `name` of target `t`: through the mount, or with `j` (unmounted). */
 static int snap_delete_one(const struct snap_target *t, struct journal *j, const char *name)
 {
+	if (t->owner[0] && strcmp(name, t->newest) == 0)
+		return -EBUSY;   /* the replica's newest: the base of the next stream */
 	if (t->mnt)
 		return snap_through_mount(t, name, false);
 	return journal_snap_delete(j, name);
@@ -188,6 +219,16 @@ static int snap_create_delete(const char *name, const char *arg, bool create)
 	snprintf(what, sizeof(what), "%s a snapshot of", verb);
 	if (snap_target_resolve(arg, what, &t))
 		return CLI_EXIT_FAILURE;
+	if (create && t.owner[0]) {
+		ret = cli_error("cannot create snapshot '%s' of '%s': it is a replica of %s; its "
+				"snapshots come from its source", name, arg, t.owner);
+		goto out;
+	}
+	if (!create && t.owner[0] && strcmp(name, t.newest) == 0) {
+		ret = cli_error("cannot delete snapshot '%s' of '%s': it is the replica's newest, "
+				"the base of the next stream", name, arg);
+		goto out;
+	}
 	if (t.mnt) {
 		r = snap_through_mount(&t, name, create);
 	} else {
