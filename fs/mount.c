@@ -397,6 +397,17 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 
 	/* The journal first: its errors come before anything is mounted. */
 	jopts.flags = JOURNAL_OPEN_NO_START;
+	/*
+	 * Parse the mount options before anything touches BACKING: a bad option
+	 * must leave no state directory behind.
+	 */
+	fs_log_capture = true;
+	fs_log_captured[0] = '\0';
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	if (!se) {
+		ret = fs_fail(opts->backing, "%s", fs_fuse_reason("invalid mount options"));
+		goto out;
+	}
 	if (isatty(STDERR_FILENO)) {
 		jopts.progress = fs_adopt_progress;
 		jopts.progress_arg = &progress;
@@ -430,13 +441,6 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 		goto out;
 	}
 
-	fs_log_capture = true;
-	fs_log_captured[0] = '\0';
-	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
-	if (!se) {
-		ret = fs_fail(opts->backing, "%s", fs_fuse_reason("invalid mount options"));
-		goto out;
-	}
 	if (fuse_set_signal_handlers(se) != 0) {
 		ret = fs_fail(opts->backing, "cannot set signal handlers");
 		goto out;
