@@ -88,6 +88,50 @@ struct peer_args {
 	bool keep_deleted, json;
 };
 
+/*
+ * The canonical form of `path`, which need not exist: the longest prefix
+ * that exists is resolved (symlinks, "..") and the rest appended, with "."
+ * and ".." in the rest refused.
+ */
+static int cli_path_abs_nonexist(const char *path, char **ret)
+{
+	char buf[PATH_MAX], *cut, *res, *out;
+	const char *rest = "";
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (;;) {
+		res = realpath(buf, NULL);
+		if (res)
+			break;
+		if (errno != ENOENT)
+			return -errno;
+		cut = strrchr(buf, '/');
+		if (!cut || cut == buf)
+			return -ENOENT;
+		*cut = '\0';
+		rest = path + (cut - buf);   /* "/a/b" of what does not exist yet */
+	}
+	{
+		char comp[PATH_MAX], *save = NULL, *tok;
+
+		snprintf(comp, sizeof(comp), "%s", rest);
+		for (tok = strtok_r(comp, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+			if (strcmp(tok, ".") == 0 || strcmp(tok, "..") == 0) {
+				free(res);
+				return -EINVAL;
+			}
+		}
+	}
+	if (asprintf(&out, "%s%s", strcmp(res, "/") == 0 && *rest ? "" : res, rest) < 0) {
+		free(res);
+		return -ENOMEM;
+	}
+	free(res);
+	*ret = out;
+	return 0;
+}
+
 /* Is `a` equal to `b` or one inside the other? */
 static bool paths_overlap(const char *a, const char *b)
 {
@@ -133,16 +177,22 @@ static int check_local_replica(const struct cli_tree *t, const char *path, const
 	char db[PATH_MAX];
 	int r;
 
-	r = mkdir_p(path, 0755);
-	if (r < 0)
-		return cli_error("cannot add peer '%s': cannot create '%s': %s", what, path,
-				 strerror(-r));
-	r = cli_path_abs(path, &abs);
+	/* Refuse before creating anything: a refused peer leaves no trace. */
+	r = cli_path_abs_nonexist(path, &abs);
+	if (r == -EINVAL)
+		return cli_error("cannot add peer '%s': '.' or '..' in a part of the path that "
+				 "does not exist yet", what);
 	if (r < 0)
 		return cli_error("cannot add peer '%s': %s", what, strerror(-r));
 	if (paths_overlap(abs, t->backing) || (t->mountpoint && paths_overlap(abs, t->mountpoint))) {
 		r = cli_error("cannot add peer '%s': '%s' is the tree '%s' itself or overlaps it",
 			      what, abs, t->arg);
+		goto out;
+	}
+	r = mkdir_p(abs, 0755);
+	if (r < 0) {
+		r = cli_error("cannot add peer '%s': cannot create '%s': %s", what, abs,
+			      strerror(-r));
 		goto out;
 	}
 	snprintf(db, sizeof(db), "%s/" JOURNAL_STATE_DIR "/" JOURNAL_DB_NAME, abs);

@@ -29,6 +29,9 @@
 #include "journal_i.h"
 #include "diff_i.h"
 
+/* Granularity of allocation assumed for hole maps (filesystem block). */
+#define DIFF_BLOCK 4096ULL
+
 /* ---- a small u64 -> u64 map (open addressing) ---------------------------- */
 
 int u64map_put(struct u64map *m, uint64_t k, uint64_t v)
@@ -520,8 +523,13 @@ static int collect_changes(struct diff *d, const struct u64map *created, struct 
 				      UINT64_MAX : add_sat(off, len));
 			break;
 		case JOP_TRUNCATE:
-			/* everything from the new size on is gone (or zeros) */
-			r = range_add(&v, &n, &cap, ino, len, UINT64_MAX);
+			/*
+			 * Everything from the new size on is gone (or zeros); and the
+			 * block holding the new end may have changed from hole to
+			 * data (a write past it that the truncate cut off), so the
+			 * range starts at that block for the hole map to match.
+			 */
+			r = range_add(&v, &n, &cap, ino, len - len % DIFF_BLOCK, UINT64_MAX);
 			break;
 		default:
 			break;

@@ -259,7 +259,7 @@ static int sync_peer(struct journal *j, const struct journal_peer *p, const char
 			.progress_interval_ms = 500,
 			.scan = st.scan_next || (o && o->scan),
 		};
-		struct repl_send_stats ss;
+		struct repl_send_stats ss = { 0 };
 		const char *from = st.last_snap[0] ? st.last_snap : NULL;
 
 		if (!pc->t) {
@@ -276,6 +276,9 @@ static int sync_peer(struct journal *j, const struct journal_peer *p, const char
 		st.cur_started_ns = util_now_ns();
 		journal_peer_status_set(j, p->uuid, &st);
 		r = repl_send(j, from, snaps[i].name, pc->t, &so, &ss);
+		/* bytes on the wire count in the totals whether the attempt completed or not */
+		st.total_bytes_raw += ss.data_bytes;
+		st.total_bytes_wire += ss.wire_bytes;
 		if (r < 0) {
 			journal_snap_release(j, snaps[i].name, tag);
 			conn_close(pc);
@@ -289,8 +292,6 @@ static int sync_peer(struct journal *j, const struct journal_peer *p, const char
 		st.snaps_synced++;
 		st.last_bytes_raw = ss.data_bytes;
 		st.last_bytes_wire = ss.wire_bytes;
-		st.total_bytes_raw += ss.data_bytes;
-		st.total_bytes_wire += ss.wire_bytes;
 		st.last_duration_ns = ss.duration_ns;
 		st.pending = n - i - 1;
 		st.cur_snap[0] = '\0';

@@ -489,8 +489,10 @@ int repl_serve(struct journal *j, const char *replica_dir, struct repl_transport
 	}
 	for (;;) {
 		r = repl_reader_next(sv.rd, &rec);
-		if (r == 0 && sv.o->one_way && stats.streams == 0 && stats.refused == 0)
+		if (r == 0 && sv.o->one_way && stats.streams == 0 && stats.refused == 0) {
 			r = repl_fail(-EBADMSG, "no stream in the input");
+			break;
+		}
 		if (r == 0)
 			break;
 		if (r < 0) {

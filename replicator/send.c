@@ -483,11 +483,6 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 		if (rec.type == REPL_REC_ACK && strcmp(rec.ack.snapshot, to_snap) == 0) {
 			/* the receiver completed this stream before; its ACK was lost */
 			log_debug("%s has '%s' already", t->peer, to_snap);
-			if (ret_stats)
-				*ret_stats = (struct repl_send_stats){
-					.wire_bytes = ct.written,
-					.duration_ns = util_mono_ns() - t0,
-				};
 			r = 0;
 			goto out;
 		}
@@ -549,7 +544,9 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 		}
 	}
 	r = 0;
-	if (ret_stats) {
+out:
+	/* also on failure: what an interrupted attempt carried counts in totals */
+	if (ret_stats && s.w) {
 		uint64_t n = repl_writer_next_seq(s.w) - 1;
 
 		*ret_stats = (struct repl_send_stats){
@@ -562,7 +559,6 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 			.duration_ns = util_mono_ns() - t0,
 		};
 	}
-out:
 	free(s.staging.v);
 	free(s.buf);
 	repl_reader_free(rd);

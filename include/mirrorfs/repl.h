@@ -493,7 +493,8 @@ struct repl_send_stats {
  * Errors: -ENOENT a snapshot does not exist, -EINVAL `from` is not older
  * than `to`; the receiver's REFUSE/NAK code (message prefixed with the
  * peer); -EPROTO and the reader's codes for a bad reply; transport and
- * journal errors. *ret_stats (may be NULL) is filled on success.
+ * journal errors. *ret_stats (may be NULL) is filled on success, and on a
+ * failure after the stream started (what the interrupted attempt carried).
  */
 int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	      struct repl_transport *t, const struct repl_send_opts *o,

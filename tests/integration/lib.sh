@@ -421,8 +421,16 @@ st() {
 
 # ---- the journal ---------------------------------------------------------------------------
 
-# jnl MNT|BACKING [ARGS...]: `mirrorfs journal ... --json`
+# jnl MNT|BACKING [ARGS...]: `mirrorfs journal ... --json`.
+# A mutation returns once its record is queued for the next group commit
+# (docs/HACKING.md, "Records are not waited for"); an fsync through the
+# mount waits for every record queued before it. So when MNT is a mirrorfs
+# mount, jnl fsyncs its root first: what it prints then covers every
+# operation that returned before jnl was called.
 jnl() {
+	if [ -n "${FSOP:-}" ] && mfs_is_mounted "$(realpath "$1")"; then
+		"$FSOP" fsync "$1" >/dev/null
+	fi
 	"$MIRRORFS" journal "$1" --json "${@:2}"
 }
 
