@@ -26,7 +26,7 @@ int cli_cmd_snap(int argc, char **argv);
 static const struct cli_help snap_help = {
 	.synopsis =
 	"mirrorfs snap create TARGET NAME\n"
-	"       mirrorfs snap delete TARGET NAME\n"
+	"       mirrorfs snap delete [--force] TARGET NAME\n"
 	"       mirrorfs snap list [--json] TARGET\n"
 	"       mirrorfs snap expire (--keep N | --keep-within DURATION) [--dry-run] TARGET",
 	.description =
@@ -56,6 +56,9 @@ static const struct cli_help snap_help = {
 	"  --keep-within DURATION\n"
 	"                  expire: keep the snapshots younger than DURATION\n"
 	"  --dry-run       expire: only print what would be deleted\n"
+	"  --force         delete: also a replica's newest snapshot, the base of the\n"
+	"                  next incremental stream (mirroring then fails until the\n"
+	"                  replica gets that snapshot again)\n"
 	"  -h, --help      show this help\n"
 	"\n"
 	"Exit status: 0 ok, 1 failure, 2 usage.\n",
@@ -208,7 +211,7 @@ static int snap_check_name(const struct cli_help *help, const char *cmd, const c
 
 /* ---- create, delete ---------------------------------------------------------- */
 
-static int snap_create_delete(const char *name, const char *arg, bool create)
+static int snap_create_delete(const char *name, const char *arg, bool create, bool force)
 {
 	const char *verb = create ? "create" : "delete";
 	struct snap_target t = { 0 };
@@ -224,11 +227,13 @@ static int snap_create_delete(const char *name, const char *arg, bool create)
 				"snapshots come from its source", name, arg, t.owner);
 		goto out;
 	}
-	if (!create && t.owner[0] && strcmp(name, t.newest) == 0) {
+	if (!create && !force && t.owner[0] && strcmp(name, t.newest) == 0) {
 		ret = cli_error("cannot delete snapshot '%s' of '%s': it is the replica's newest, "
 				"the base of the next stream", name, arg);
 		goto out;
 	}
+	if (force)
+		t.newest[0] = '\0';
 	if (t.mnt) {
 		r = snap_through_mount(&t, name, create);
 	} else {
@@ -500,16 +505,17 @@ out:
 
 int cli_cmd_snap(int argc, char **argv)
 {
-	enum { OPT_JSON = 256, OPT_KEEP, OPT_KEEP_WITHIN, OPT_DRY_RUN };
+	enum { OPT_JSON = 256, OPT_KEEP, OPT_KEEP_WITHIN, OPT_DRY_RUN, OPT_FORCE };
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "keep-within", required_argument, NULL, OPT_KEEP_WITHIN },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		CLI_HELP_OPTION,
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false, dry_run = false, have_keep = false, have_within = false;
+	bool json = false, dry_run = false, have_keep = false, have_within = false, force = false;
 	const char *action;
 	int64_t within_ns = 0;
 	size_t keep = 0;
@@ -539,6 +545,9 @@ int cli_cmd_snap(int argc, char **argv)
 		case OPT_DRY_RUN:
 			dry_run = true;
 			break;
+		case OPT_FORCE:
+			force = true;
+			break;
 		}
 	}
 	args = argv + optind;
@@ -551,6 +560,8 @@ int cli_cmd_snap(int argc, char **argv)
 
 	if (strcmp(action, "list") != 0 && json)
 		return cli_usage_error(&snap_help, argv[0], "--json is for list");
+	if (strcmp(action, "delete") != 0 && force)
+		return cli_usage_error(&snap_help, argv[0], "--force is for delete");
 	if (strcmp(action, "expire") != 0 && (have_keep || have_within || dry_run))
 		return cli_usage_error(&snap_help, argv[0],
 				       "--keep, --keep-within and --dry-run are for expire");
@@ -561,7 +572,7 @@ int cli_cmd_snap(int argc, char **argv)
 					       action);
 		if (snap_check_name(&snap_help, argv[0], args[1]))
 			return CLI_EXIT_USAGE;
-		return snap_create_delete(args[1], args[0], action[0] == 'c');
+		return snap_create_delete(args[1], args[0], action[0] == 'c', force);
 	}
 	if (strcmp(action, "list") == 0) {
 		if (nargs != 1)

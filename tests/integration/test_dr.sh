@@ -405,7 +405,9 @@ wait "$pinned" 2>/dev/null
 
 newest=$(ls -t "$DR/.snap" | head -n 1)
 prev=$(ls -t "$DR/.snap" | sed -n 2p)
-check "mirrorfs snap delete REPLICA $newest (the newest)" "$MIRRORFS" snap delete "$RB" "$newest"
+# the replica's newest is the base of the next stream: refused unless forced
+check_fails "mirrorfs snap delete REPLICA $newest (the newest) is refused" "$MIRRORFS" snap delete "$RB" "$newest"
+check "mirrorfs snap delete --force REPLICA $newest (the newest)" "$MIRRORFS" snap delete --force "$RB" "$newest"
 want=$(cat "$DR/.snap/$prev/marker")
 if ms=$(wait_marker "$want" 5); then
 	ok "the DR root moves to $prev, the newest remaining snapshot (${ms} ms)"
