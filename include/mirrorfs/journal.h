@@ -109,8 +109,11 @@ int journal_adopt(struct journal *j, uint64_t dir, const char *name,
  * `dirfd` is an fd (O_PATH is fine) of the backing directory whose jino is
  * `dir`. `fd` of an object may be O_PATH (then the function goes through
  * /proc/self/fd/N where the syscall needs it) or a regular open fd.
- * On success the change is committed to the journal before the function
- * returns, except journal_write_done() (see below).
+ * On success the change's record is queued for the writer's next group
+ * commit when the function returns; the durable dirty mark taken before the
+ * syscall already makes the change recoverable after a crash
+ * (docs/HACKING.md, "Records are not waited for"). journal_flush(),
+ * journal_fsync() and snapshot creation wait for every record queued before.
  * The backing stat of a created object is returned with st_ino replaced by
  * its jino and st_dev left as the backing's.
  */
@@ -183,8 +186,9 @@ int journal_setattr(struct journal *j, int fd, int wfd, uint64_t ino,
  * journal_write_prepare() before writing [off, off+len) to `fd` (it makes the
  * first write of an interval durable as a dirty mark, and later preserves
  * chunks for snapshots), then the write, then journal_write_done() with the
- * bytes actually written. write_done does not wait for the commit (group
- * commit); journal_fsync() does. journal_pwrite() is the three in one.
+ * bytes actually written (0 if the write failed: a successful prepare keeps
+ * the mutation lock until write_done, in the same thread). journal_pwrite()
+ * is the three in one.
  */
 int journal_write_prepare(struct journal *j, uint64_t ino, int fd, off_t off, size_t len);
 void journal_write_done(struct journal *j, uint64_t ino, int fd, off_t off, size_t written);

@@ -188,7 +188,9 @@ mfs_cleanup() {
 	for ((i = ${#T_ATEXIT[@]} - 1; i >= 0; i--)); do
 		eval "${T_ATEXIT[i]}" >/dev/null 2>&1
 	done
-	wait 2>/dev/null
+	for pid in "${T_BG[@]}"; do
+		wait_exit "$pid" 5 && wait "$pid" 2>/dev/null
+	done
 	if [ -n "$T" ] && [ -d "$T" ]; then
 		if [ -n "$(mounts_below "$T")" ]; then
 			printf '# cleanup: NOT removing %s: still mounted: %s\n' "$T" "$(mounts_below "$T" | tr '\n' ' ')"

@@ -179,6 +179,28 @@ struct side {
 
 enum leaf { LEAF_FILE, LEAF_DIR, LEAF_ANY };
 
+/*
+ * Paths that operations recently created, so that operations on existing
+ * entries are generated often (random paths alone mostly give ENOENT). It is
+ * updated from results, which are the same on every side (or the run stops),
+ * so a seed still replays the same sequence.
+ */
+#define RECENT 64
+struct recent {
+	char path[RECENT][512];
+	unsigned n, next;
+};
+
+static void recent_add(struct recent *rc, const char *path)
+{
+	if (!path[0])
+		return;
+	snprintf(rc->path[rc->next], sizeof(rc->path[0]), "%s", path);
+	rc->next = (rc->next + 1) % RECENT;
+	if (rc->n < RECENT)
+		rc->n++;
+}
+
 static void gen_path(struct rng *r, enum leaf leaf, char *buf, size_t len)
 {
 	unsigned depth = (unsigned)below(r, 100);
@@ -197,6 +219,16 @@ static void gen_path(struct rng *r, enum leaf leaf, char *buf, size_t len)
 		snprintf(buf + used, len - used, "d%u", (unsigned)below(r, 4));
 	else
 		snprintf(buf + used, len - used, "f%u", (unsigned)below(r, 8));
+}
+
+/* A path that probably exists (40%: a recently created one), else a random one. */
+static void gen_existing(struct rng *r, const struct recent *rc, enum leaf leaf,
+			 char *buf, size_t len)
+{
+	if (rc->n && chance(r, 40))
+		snprintf(buf, len, "%s", rc->path[below(r, rc->n)]);
+	else
+		gen_path(r, leaf, buf, len);
 }
 
 /* Offsets: mostly near the start, sometimes far past any EOF (holes). */
@@ -245,7 +277,7 @@ static void gen_time(struct rng *r, struct timespec *ts)
 	ts->tv_nsec = (long)below(r, 1000000000);
 }
 
-static void gen_op(struct rng *r, struct op *op)
+static void gen_op(struct rng *r, const struct recent *rc, struct op *op)
 {
 	static const mode_t file_modes[] = { 0600, 0644, 0664, 0666, 0700, 0755, 0444, 0640 };
 	static const mode_t dir_modes[] = { 0755, 0700, 0777, 0750, 02775, 0711 };
@@ -262,28 +294,28 @@ static void gen_op(struct rng *r, struct op *op)
 		op->mode = file_modes[below(r, 8)];
 		break;
 	case OP_WRITE:
-		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_FILE, op->p1, sizeof(op->p1));
 		op->flags = (chance(r, 10) ? O_APPEND : 0) | (chance(r, 30) ? O_CREAT : 0);
 		op->off = gen_off(r);
 		op->len = gen_len(r);
 		break;
 	case OP_READ:
-		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_FILE, op->p1, sizeof(op->p1));
 		op->off = gen_off(r);
 		op->len = gen_len(r);
 		break;
 	case OP_TRUNCATE:
-		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_FILE, op->p1, sizeof(op->p1));
 		op->len = chance(r, 40) ? (int64_t)below(r, 4097) : gen_off(r);
 		op->alt = chance(r, 50);
 		break;
 	case OP_PUNCH:
-		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_FILE, op->p1, sizeof(op->p1));
 		op->off = chance(r, 50) ? gen_off(r) & ~4095 : gen_off(r);
 		op->len = chance(r, 50) ? 4096 * (1 + (int64_t)below(r, 32)) : gen_len(r);
 		break;
 	case OP_COPY:
-		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_FILE, op->p1, sizeof(op->p1));
 		gen_path(r, LEAF_FILE, op->p2, sizeof(op->p2));
 		op->off = gen_off(r);
 		op->off2 = gen_off(r);
@@ -294,22 +326,25 @@ static void gen_op(struct rng *r, struct op *op)
 		op->mode = dir_modes[below(r, 6)];
 		break;
 	case OP_RMDIR:
-		gen_path(r, LEAF_DIR, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_DIR, op->p1, sizeof(op->p1));
 		break;
 	case OP_UNLINK:
-		gen_path(r, chance(r, 80) ? LEAF_FILE : LEAF_ANY, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, chance(r, 80) ? LEAF_FILE : LEAF_ANY, op->p1, sizeof(op->p1));
 		break;
 	case OP_RENAME: {
 		enum leaf l = chance(r, 60) ? LEAF_FILE : LEAF_DIR;
 		unsigned k = (unsigned)below(r, 100);
 
-		gen_path(r, l, op->p1, sizeof(op->p1));
-		gen_path(r, chance(r, 70) ? l : LEAF_ANY, op->p2, sizeof(op->p2));
+		gen_existing(r, rc, l, op->p1, sizeof(op->p1));
+		if (chance(r, 15))   /* over an existing entry */
+			gen_existing(r, rc, LEAF_ANY, op->p2, sizeof(op->p2));
+		else
+			gen_path(r, chance(r, 70) ? l : LEAF_ANY, op->p2, sizeof(op->p2));
 		op->flags = k < 80 ? 0 : k < 90 ? RENAME_NOREPLACE : RENAME_EXCHANGE;
 		break;
 	}
 	case OP_LINK:
-		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_FILE, op->p1, sizeof(op->p1));
 		gen_path(r, LEAF_FILE, op->p2, sizeof(op->p2));
 		break;
 	case OP_SYMLINK: {
@@ -331,21 +366,21 @@ static void gen_op(struct rng *r, struct op *op)
 		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
 		break;
 	case OP_CHMOD:
-		gen_path(r, LEAF_ANY, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_ANY, op->p1, sizeof(op->p1));
 		op->mode = chance(r, 70) ? file_modes[below(r, 8)] : dir_modes[below(r, 6)];
 		break;
 	case OP_CHOWN: {
 		static const uid_t uids[] = { 0, 1000, 1001, (uid_t)-1 };
 		static const gid_t gids[] = { 0, 1000, 2000, (gid_t)-1 };
 
-		gen_path(r, LEAF_ANY, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_ANY, op->p1, sizeof(op->p1));
 		op->uid = uids[below(r, 4)];
 		op->gid = gids[below(r, 4)];
 		op->nofollow = chance(r, 50);
 		break;
 	}
 	case OP_UTIMENS:
-		gen_path(r, LEAF_ANY, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_ANY, op->p1, sizeof(op->p1));
 		gen_time(r, &op->ts[0]);
 		gen_time(r, &op->ts[1]);
 		if (chance(r, 20))
@@ -355,7 +390,7 @@ static void gen_op(struct rng *r, struct op *op)
 	case OP_SETXATTR:
 	case OP_REMOVEXATTR:
 	case OP_GETXATTR:
-		gen_path(r, LEAF_ANY, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_ANY, op->p1, sizeof(op->p1));
 		snprintf(op->xname, sizeof(op->xname), "user.k%u", (unsigned)below(r, 4));
 		op->len = (int64_t)below(r, MAX_XATTR + 1);
 		op->flags = chance(r, 70) ? 0 : chance(r, 50) ? XATTR_CREATE : XATTR_REPLACE;
@@ -364,19 +399,19 @@ static void gen_op(struct rng *r, struct op *op)
 	case OP_LISTXATTR:
 	case OP_STAT:
 	case OP_READLINK:
-		gen_path(r, LEAF_ANY, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_ANY, op->p1, sizeof(op->p1));
 		op->nofollow = chance(r, 50);
 		break;
 	case OP_READDIR:
 		if (chance(r, 80))
-			gen_path(r, LEAF_DIR, op->p1, sizeof(op->p1));
+			gen_existing(r, rc, LEAF_DIR, op->p1, sizeof(op->p1));
 		break;
 	case OP_FSYNC:
-		gen_path(r, LEAF_ANY, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_ANY, op->p1, sizeof(op->p1));
 		op->alt = chance(r, 50);
 		break;
 	case OP_SLOT_OPEN:
-		gen_path(r, LEAF_FILE, op->p1, sizeof(op->p1));
+		gen_existing(r, rc, LEAF_FILE, op->p1, sizeof(op->p1));
 		op->flags = (chance(r, 50) ? O_CREAT : 0) | (chance(r, 10) ? O_APPEND : 0);
 		break;
 	case OP_SLOT_WRITE:
@@ -830,7 +865,29 @@ struct storm {
 	bool verbose;
 	uint64_t opno;
 	uint64_t ok[OP_COUNT], total[OP_COUNT];
+	struct recent recent;
 };
+
+/* Remember what a successful `op` created. */
+static void note_created(struct recent *rc, const struct op *op, const char *res)
+{
+	if (strncmp(res, "OK", 2) != 0)
+		return;
+	switch (op->kind) {
+	case OP_CREATE: case OP_MKDIR: case OP_SYMLINK: case OP_MKFIFO: case OP_SLOT_OPEN:
+		recent_add(rc, op->p1);
+		break;
+	case OP_WRITE:
+		if (op->flags & O_CREAT)
+			recent_add(rc, op->p1);
+		break;
+	case OP_LINK: case OP_RENAME: case OP_COPY:
+		recent_add(rc, op->p2);
+		break;
+	default:
+		break;
+	}
+}
 
 /* Apply `op` to every side; on a divergence report it and return -1. */
 static int step(struct storm *st, const struct op *op)
@@ -846,6 +903,7 @@ static int step(struct storm *st, const struct op *op)
 	st->total[op->kind]++;
 	if (strncmp(res[0], "OK", 2) == 0)
 		st->ok[op->kind]++;
+	note_created(&st->recent, op, res[0]);
 	if (st->verbose)
 		printf("#%" PRIu64 " %s -> %s\n", st->opno, desc, res[0]);
 	if (st->nsides == 2 && strcmp(res[0], res[1]) != 0) {
@@ -948,7 +1006,7 @@ static int run_lockstep(struct storm *st, uint64_t nops, bool do_settle)
 
 	rng_seed(&r, st->seed);
 	for (uint64_t i = 0; i < nops; i++) {
-		gen_op(&r, &op);
+		gen_op(&r, &st->recent, &op);
 		if (step(st, &op) < 0)
 			return 1;
 	}
@@ -987,9 +1045,10 @@ static int run_storm(struct storm *st, uint64_t nops, int64_t duration)
 
 	rng_seed(&r, st->seed);
 	for (uint64_t i = 0; nops == 0 || i < nops; i++) {
-		gen_op(&r, &op);
+		gen_op(&r, &st->recent, &op);
 		res[0] = 0;
 		apply(&op, &st->side[0], res);
+		note_created(&st->recent, &op, res);
 		if (strstr(res, "ENOTCONN") || strstr(res, "ECONNABORTED")) {
 			fprintf(stderr, "fsstorm: seed %" PRIu64 ": filesystem gone after %" PRIu64
 				" operations (%s)\n", st->seed, i, res);
