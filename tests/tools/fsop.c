@@ -961,7 +961,8 @@ static int cmd_listxattr(int argc, char **argv)
 		return -errno;
 	for (char *p = buf; p < buf + n && count < 4096; p += strlen(p) + 1)
 		names[count++] = p;
-	qsort(names, count, sizeof(names[0]), cmp_str);
+	if (count)
+		qsort(names, count, sizeof(names[0]), cmp_str);
 	printf("OK");
 	for (size_t i = 0; i < count; i++)
 		printf(" %s", names[i]);
@@ -1089,7 +1090,8 @@ static int cmd_readdir(int argc, char **argv)
 		r = -errno;
 	closedir(d);
 	if (r == 0) {
-		qsort(names, count, sizeof(*names), cmp_str);
+		if (count)
+			qsort(names, count, sizeof(*names), cmp_str);
 		printf("OK");
 		for (size_t i = 0; i < count; i++) {
 			putchar(' ');

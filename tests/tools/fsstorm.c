@@ -554,7 +554,8 @@ static void do_readdir(const char *path, char *res)
 		RES_ERRNO();
 		n = 0;
 	} else {
-		qsort(names, n, sizeof(names[0]), cmp_str);
+		if (n)
+			qsort(names, n, sizeof(names[0]), cmp_str);
 		used = (size_t)RES("OK");
 		for (size_t i = 0; i < n && used < RES_LEN; i++)
 			used += (size_t)snprintf(res + used, RES_LEN - used, " %s", names[i]);
@@ -577,7 +578,8 @@ static void do_listxattr(const char *path, bool nofollow, char *res)
 	for (char *p = buf; p < buf + len && n < 64; p += strlen(p) + 1)
 		if (strncmp(p, "user.", 5) == 0)
 			names[n++] = p;
-	qsort(names, n, sizeof(names[0]), cmp_str);
+	if (n)
+		qsort(names, n, sizeof(names[0]), cmp_str);
 	used = (size_t)RES("OK");
 	for (size_t i = 0; i < n && used < RES_LEN; i++)
 		used += (size_t)snprintf(res + used, RES_LEN - used, " %s", names[i]);
@@ -950,7 +952,8 @@ static int settle_dir(struct storm *st, const char *rel)
 			names[n++] = strdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(names[0]), cmp_str);
+	if (n)
+		qsort(names, n, sizeof(names[0]), cmp_str);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char child[sizeof(op.p1)];
 		struct stat sb;

@@ -156,7 +156,8 @@ static int list_dir(int fd, char ***ret_names, size_t *ret_n)
 		free(v);
 		return r;
 	}
-	qsort(v, n, sizeof(*v), cmp_strp);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_strp);
 	*ret_names = v;
 	*ret_n = n;
 	return 0;
@@ -345,7 +346,8 @@ static int xattr_names(const struct cmp *c, const char *path, char ***ret_v, siz
 		v[n++] = xstrdup(p);
 	}
 	free(buf);
-	qsort(v, n, sizeof(*v), cmp_strp);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_strp);
 	*ret_v = v;
 	*ret_n = n;
 	return 0;
@@ -582,14 +584,16 @@ static int cmp_by_path(const void *x, const void *y)
 /* Give every entry the smallest path of its inode, then sort by path. */
 static void link_reps(struct link_set *s)
 {
-	qsort(s->v, s->n, sizeof(*s->v), cmp_by_inode);
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_by_inode);
 	for (size_t i = 0; i < s->n; i++) {
 		bool same = i > 0 && s->v[i].dev == s->v[i - 1].dev && s->v[i].ino == s->v[i - 1].ino;
 
 		s->v[i].rep = same ? s->v[i - 1].rep : s->v[i].path;
 	}
 	/* rep pointers point at path strings, which do not move with the entries */
-	qsort(s->v, s->n, sizeof(*s->v), cmp_by_path);
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_by_path);
 }
 
 static void cmp_links(struct cmp *c)
