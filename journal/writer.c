@@ -84,8 +84,11 @@ int writer_start(struct journal *j)
 	}
 	q->stop = false;
 	r = -pthread_create(&j->writer_thread, NULL, writer_main, j);
-	if (r == 0)
+	if (r == 0) {
 		q->running = true;
+		/* the name `top -H` and scripts/bench show */
+		pthread_setname_np(j->writer_thread, "mfs-journal");
+	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
