@@ -447,6 +447,10 @@ static int preserve_chunks_locked(struct journal *j, struct jobj *o, int fd,
 	}
 	if (ntodo == 0)
 		goto mark;
+	/* the copies must not eat the journal's headroom (space.c) */
+	r = space_check(j, ntodo * (uint64_t)CHUNK);
+	if (r < 0)
+		goto out;
 
 	cow_procpath(path, fd);
 	src = open(path, O_RDONLY | O_CLOEXEC);

@@ -826,6 +826,7 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 	r = state_dir_open(j);
 	if (r < 0)
 		goto fail;
+	space_init(j);
 	r = cow_init(j);
 	j->cow_inited = true;
 	if (r < 0)

@@ -243,6 +243,10 @@ struct journal {
 	atomic_uint_fast64_t interval;  /* current snapshot interval (meta.interval) */
 	atomic_uint_fast64_t committed_seq;  /* newest committed change seq */
 	atomic_bool failed;         /* a batch failed: mutations return -EIO (q.err says why) */
+	/* free space kept for the journal (space.c) */
+	uint64_t space_headroom;             /* immutable after open; 0: no check */
+	atomic_int_fast64_t space_free;      /* bytes free at the last check */
+	atomic_int_fast64_t space_checked;   /* CLOCK_MONOTONIC ns of that check */
 
 	struct jqueue q;
 	pthread_t writer_thread;    /* valid while q.running */
@@ -362,6 +366,15 @@ void names_free(char **v, size_t n);
 /* Open the live path of an object with `flags`; -ESTALE unless (dev, bino) match. */
 int open_obj(struct journal *j, struct jobj *o, int flags, int *ret_fd);
 int open_obj_dir(struct journal *j, struct jobj *o, int *ret_fd);
+
+/* space.c */
+/* Compute the headroom for the filesystem of the state directory (at open). */
+void space_init(struct journal *j);
+/*
+ * -ENOSPC if a mutation needing about `need` more bytes would eat into
+ * the headroom kept for the journal; cheap (cached) while far from full.
+ */
+int space_check(struct journal *j, uint64_t need);
 
 /* mutate.c */
 /* Durable dirty mark (fast path: one atomic load). */

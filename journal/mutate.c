@@ -344,6 +344,9 @@ int journal_mknod(struct journal *j, const struct journal_cred *cred,
 	r = mut_begin(j);
 	if (r < 0)
 		goto out_free;
+	r = space_check(j, 0);
+	if (r < 0)
+		goto out;
 	r = get_dir(j, dir, &d);
 	if (r < 0)
 		goto out;
@@ -462,6 +465,9 @@ int journal_create(struct journal *j, const struct journal_cred *cred,
 	r = mut_begin(j);
 	if (r < 0)
 		goto out_free;
+	r = space_check(j, 0);
+	if (r < 0)
+		goto out;
 	r = get_dir(j, dir, &d);
 	if (r < 0)
 		goto out;
@@ -597,6 +603,9 @@ int journal_link(struct journal *j, int fd, uint64_t ino, int newdirfd,
 	r = mut_begin(j);
 	if (r < 0)
 		goto out_free;
+	r = space_check(j, 0);
+	if (r < 0)
+		goto out;
 	r = get_dir(j, newdir, &d);
 	if (r < 0)
 		goto out;
@@ -925,7 +934,9 @@ int journal_write_prepare(struct journal *j, uint64_t ino, int fd, off_t off, si
 		mut_end(j);
 		return r;
 	}
-	r = mut_mark_dirty(j, o);
+	r = space_check(j, len);
+	if (r == 0)
+		r = mut_mark_dirty(j, o);
 	if (r == 0)
 		r = cow_before_write(j, o, fd, off, (off_t)len);
 	obj_put(o);
@@ -978,7 +989,9 @@ int journal_fallocate(struct journal *j, uint64_t ino, int fd, int mode, off_t o
 		o = NULL;
 		goto out;
 	}
-	r = mut_mark_dirty(j, o);
+	r = (mode & FALLOC_FL_PUNCH_HOLE) ? 0 : space_check(j, (uint64_t)len);
+	if (r == 0)
+		r = mut_mark_dirty(j, o);
 	if (r == 0)
 		r = cow_before_fallocate(j, o, fd, mode, off, len);
 	if (r < 0)
@@ -1016,6 +1029,9 @@ ssize_t journal_copy_file_range(struct journal *j, int fd_in, off_t off_in,
 		return r;
 	if (mut_obj(j, ino_out, fd_out, &o) < 0)
 		o = NULL;
+	r = space_check(j, len);
+	if (r < 0)
+		goto out;
 	if (o) {
 		r = mut_mark_dirty(j, o);
 		if (r == 0)
@@ -1063,7 +1079,9 @@ static int xattr_change(struct journal *j, int fd, uint64_t ino, const char *nam
 		o = NULL;
 		goto out;
 	}
-	r = mut_mark_dirty(j, o);
+	r = remove ? 0 : space_check(j, size);
+	if (r == 0)
+		r = mut_mark_dirty(j, o);
 	if (r == 0)
 		r = cow_before_attr(j, o, fd);
 	if (r < 0)
