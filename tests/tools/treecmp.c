@@ -269,7 +269,7 @@ static void cmp_holes(struct cmp *c, const char *rel, int fa, int fb)
 	if (ra < 0 || rb < 0) {
 		diff(c, rel, "SEEK_DATA/SEEK_HOLE failed: A=%s B=%s",
 		     ra < 0 ? strerror(-ra) : "ok", rb < 0 ? strerror(-rb) : "ok");
-	} else if (na != nb || memcmp(va, vb, na * sizeof(*va)) != 0) {
+	} else if (na != nb || (na && memcmp(va, vb, na * sizeof(*va)) != 0)) {
 		char sa[256], sb[256];
 
 		format_map(sa, sizeof(sa), va, na);
@@ -400,7 +400,7 @@ static void cmp_xattrs(struct cmp *c, const char *rel, const char *pa, const cha
 				diff(c, rel, "getxattr %s failed: A=%s B=%s", va[i],
 				     la < 0 ? strerror((int)-la) : "ok",
 				     lb < 0 ? strerror((int)-lb) : "ok");
-			else if (la != lb || memcmp(xa, xb, (size_t)la) != 0)
+			else if (la != lb || (la > 0 && memcmp(xa, xb, (size_t)la) != 0))
 				diff(c, rel, "xattr %s value differs (%zd vs %zd bytes)", va[i], la, lb);
 			free(xa);
 			free(xb);
