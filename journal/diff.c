@@ -649,26 +649,6 @@ static int emit_attrs(struct diff *d, int (*cb)(void *, const struct journal_dif
 	return r;
 }
 
-static int snap_seq_of(struct jconn *c, uint64_t id, uint64_t *ret)
-{
-	sqlite3_stmt *s;
-	int r;
-
-	r = db_stmt(c, ST_SV_SNAP_SEQ, &s);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(s, 1, (int64_t)id);
-	r = sqlite3_step(s);
-	if (r == SQLITE_ROW) {
-		*ret = (uint64_t)sqlite3_column_int64(s, 0);
-		r = 0;
-	} else {
-		r = r == SQLITE_DONE ? -ENOENT : journal_err(r);
-	}
-	sqlite3_reset(s);
-	return r;
-}
-
 int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
 		 int (*cb)(void *arg, const struct journal_diff *d), void *arg)
 {
@@ -682,9 +662,9 @@ int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
 	r = db_conn_get(j, &d.c);
 	if (r < 0)
 		return r;
-	r = snap_seq_of(d.c, to_id, &d.s);
+	r = sv_snap_seq(d.c, to_id, &d.s);
 	if (r >= 0 && from_id)
-		r = snap_seq_of(d.c, from_id, &d.p);
+		r = sv_snap_seq(d.c, from_id, &d.p);
 	if (r >= 0 && d.p > d.s)
 		r = -EINVAL;
 	/* one read transaction: a consistent view of everything below */

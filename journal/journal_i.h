@@ -380,6 +380,10 @@ int space_check(struct journal *j, uint64_t need);
 /* Durable dirty mark (fast path: one atomic load). */
 int mut_mark_dirty(struct journal *j, struct jobj *o);
 
+/* snapview.c */
+/* The seq of snapshot `snap_id` (-ENOENT if there is none). */
+int sv_snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret);
+
 /* changes.c */
 /* Live (seq == UINT64_MAX) or historical path of an object into *ret (malloc'd). */
 int changes_path_at(struct jconn *c, uint64_t ino, uint64_t seq, char **ret);

@@ -29,7 +29,7 @@ struct objrow {
 	uint64_t born_seq, died_seq;   /* died_seq 0: alive */
 };
 
-static int snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret)
+int sv_snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret)
 {
 	sqlite3_stmt *s;
 	int r;
@@ -261,7 +261,7 @@ int journal_snap_stat(struct journal *j, uint64_t snap_id, uint64_t ino, struct 
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
-	r = snap_seq(c, snap_id, &seq);
+	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = snap_stat_conn(j, c, seq, ino, ret);
 	db_conn_put(j, c);
@@ -282,7 +282,7 @@ int journal_snap_lookup(struct journal *j, uint64_t snap_id, uint64_t dir,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
-	r = snap_seq(c, snap_id, &seq);
+	r = sv_snap_seq(c, snap_id, &seq);
 	if (r < 0)
 		goto out;
 	r = db_stmt(c, ST_SV_LOOKUP, &s);
@@ -327,7 +327,7 @@ int journal_snap_readdir(struct journal *j, uint64_t snap_id, uint64_t dir, uint
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
-	r = snap_seq(c, snap_id, &seq);
+	r = sv_snap_seq(c, snap_id, &seq);
 	if (r < 0)
 		goto out;
 	r = db_stmt(c, ST_SV_READDIR, &s);
@@ -371,7 +371,7 @@ int journal_snap_readlink(struct journal *j, uint64_t snap_id, uint64_t ino,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
-	r = snap_seq(c, snap_id, &seq);
+	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
 	if (r >= 0 && !seen_at(&o, seq))
@@ -411,7 +411,7 @@ static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char *
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
-	r = snap_seq(c, snap_id, &seq);
+	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
 	if (r >= 0 && !seen_at(&o, seq))
@@ -584,7 +584,7 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		goto fail;
-	r = snap_seq(c, snap_id, &f->seq);
+	r = sv_snap_seq(c, snap_id, &f->seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
 	if (r >= 0 && o.type != S_IFREG)

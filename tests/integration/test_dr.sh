@@ -51,40 +51,6 @@ cmp_tree() {
 	fi
 }
 
-# refcopy SRC DST: an exact reference copy (as in test_snap.sh): cp -a, then
-# the data segments of each regular file written again (cp turns runs of
-# zeros into holes) and its times restored.
-refcopy() {
-	cp -a --sparse=always "$1" "$2" || return 1
-	(cd "$1" && find . -type f -print0) | perl -e '
-		use strict;
-		my ($src, $dst) = @ARGV;
-		$/ = "\0";
-		while (my $f = <STDIN>) {
-			chomp $f;
-			open(my $s, "<", "$src/$f") or die "$src/$f: $!\n";
-			open(my $d, "+<", "$dst/$f") or die "$dst/$f: $!\n";
-			my $off = 0;
-			while (defined(my $p = sysseek($s, $off, 3))) {    # SEEK_DATA
-				my $h = sysseek($s, $p, 4);                # SEEK_HOLE
-				defined $h or die "$src/$f: SEEK_HOLE: $!\n";
-				while ($p < $h) {
-					my $n = $h - $p > 1048576 ? 1048576 : $h - $p;
-					my $buf;
-					sysseek($s, $p, 0) or die;
-					my $got = sysread($s, $buf, $n);
-					die "$src/$f: read: $!\n" unless $got;
-					sysseek($d, $p, 0) or die;
-					syswrite($d, $buf) == $got or die "$dst/$f: write: $!\n";
-					$p += $got;
-				}
-				$off = $h;
-			}
-		}' "$1" "$2" || return 1
-	(cd "$1" && find . -type f -print0) | while IFS= read -r -d '' f; do
-		touch -r "$1/$f" "$2/$f" || return 1
-	done
-}
 
 # sync_peer: ship the newest snapshot of the source and wait for it
 sync_peer() {
