@@ -188,6 +188,7 @@ struct jqueue {
 	uint64_t err_last;          /* protected by lock: its last ticket (later ones get -EIO) */
 	bool stop;                  /* protected by lock */
 	bool running;               /* protected by lock: the writer thread exists */
+	unsigned waiters;           /* protected by lock: threads in writer_wait() */
 };
 
 /* Per-batch rstat accumulators (rstat.c), owned by the writer. */

@@ -33,6 +33,10 @@
 
 static void *writer_main(void *arg);
 
+/* How long the writer waits to gather records nobody waits for, and how many. */
+#define WRITER_LINGER_NS 1000000L
+#define WRITER_LINGER_MAX 4096
+
 int writer_init(struct journal *j)
 {
 	struct jqueue *q = &j->q;
@@ -231,7 +235,11 @@ int writer_wait(struct journal *j, uint64_t ticket)
 	pthread_mutex_lock(&q->lock);
 	while (q->done_ticket < ticket) {
 		if (q->running) {
+			/* someone waits: the writer stops lingering (writer_main) */
+			q->waiters++;
+			pthread_cond_signal(&q->work);
 			pthread_cond_wait(&q->done, &q->lock);
+			q->waiters--;
 		} else {
 			pthread_mutex_unlock(&q->lock);
 			run_batch(j);
@@ -931,6 +939,25 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&q->work, &q->lock);
 		if (q->n == 0 && q->stop)
 			break;
+		/*
+		 * Group commit: nobody waits for these records (the dirty marks
+		 * make them recoverable), so linger a moment and commit many in
+		 * one transaction - unless someone waits (a dirty mark, fsync,
+		 * flush, snapshot) or the batch is already large.
+		 */
+		if (!q->stop && q->waiters == 0 && q->n < WRITER_LINGER_MAX) {
+			struct timespec dl;
+
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_nsec += WRITER_LINGER_NS;
+			if (dl.tv_nsec >= 1000000000L) {
+				dl.tv_sec++;
+				dl.tv_nsec -= 1000000000L;
+			}
+			while (!q->stop && q->waiters == 0 && q->n < WRITER_LINGER_MAX)
+				if (pthread_cond_timedwait(&q->work, &q->lock, &dl) == ETIMEDOUT)
+					break;
+		}
 		pthread_mutex_unlock(&q->lock);
 		run_batch(j);
 		pthread_mutex_lock(&q->lock);
