@@ -48,10 +48,13 @@ static int send_segment(struct send *s, struct journal_snapfile *f, uint64_t ino
 	return 0;
 }
 
+/* Allocation granularity assumed for hole maps (a filesystem block). */
+#define HOLE_BLOCK 4096ULL
+
 int repl_send_data(struct send *s, const struct journal_diff *d)
 {
 	struct journal_snapfile *f = NULL;
-	uint64_t pos = d->off, end = d->off + d->len;
+	uint64_t pos = d->off, end = d->off + d->len, fsize;
 	int r;
 
 	if (d->ino != s->data_ino) {
@@ -63,6 +66,17 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 	r = journal_snapfile_open(s->j, s->to_id, d->ino, &f);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot open inode %" PRIu64 " in the snapshot", d->ino);
+	{
+		struct stat st;
+
+		r = journal_snap_stat(s->j, s->to_id, d->ino, &st);
+		if (r < 0) {
+			journal_snapfile_close(f);
+			return repl_send_sfail(s, r, "cannot stat inode %" PRIu64 " in the snapshot",
+					       d->ino);
+		}
+		fsize = (uint64_t)st.st_size;
+	}
 	while (pos < end) {
 		off_t dpos, hpos;
 
@@ -78,7 +92,17 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 			break;
 		}
 		if ((uint64_t)dpos > pos) {
-			r = repl_writer_punch(s->w, d->ino, pos, (uint64_t)dpos - pos);
+			uint64_t plen = (uint64_t)dpos - pos;
+
+			/*
+			 * A hole that runs to the end of the file: punch to the end
+			 * of its last block, or the receiver's filesystem keeps that
+			 * partial block allocated and the hole maps differ. Past the
+			 * end nothing exists, and the final size comes with SETATTR.
+			 */
+			if ((uint64_t)dpos == end && end == fsize && end % HOLE_BLOCK)
+				plen += HOLE_BLOCK - end % HOLE_BLOCK;
+			r = repl_writer_punch(s->w, d->ino, pos, plen);
 			if (r < 0) {
 				r = repl_send_wfail(s, r);
 				break;
