@@ -17,7 +17,7 @@
 #include "mirrorfs/mirror.h"
 #include "mirrorfs/util.h"
 
-#define POLL_MS 200
+#define POLL_MS 25   /* a status read is one small query */
 
 /* ---- status ---------------------------------------------------------------- */
 

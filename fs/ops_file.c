@@ -172,8 +172,15 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (!fs_is_live(fs, ino))   /* a snapshot file has no backing fd */
 		return (void) fuse_reply_err(req, 0);
-	/* close() of a duplicate: what a close() of the backing file reports (NFS). */
-	r = close(dup((int)fi->fh));
+	/*
+	 * close() of a duplicate: what a close() of the backing file reports
+	 * (NFS). If the daemon itself is out of descriptors there is nothing
+	 * to learn that way, and the application's close() has not failed.
+	 */
+	r = dup((int)fi->fh);
+	if (r < 0)
+		return (void) fuse_reply_err(req, errno == EMFILE || errno == ENFILE ? 0 : errno);
+	r = close(r);
 	fuse_reply_err(req, r < 0 ? errno : 0);
 }
 

@@ -9,8 +9,9 @@
  * journal open for writing (it also holds that process's pid, for humans).
  *
  * A journal.db that exists is never created over nor rewritten when it
- * cannot be read: open, `PRAGMA quick_check` and the meta table are
- * checked before the first write (even before switching to WAL). A new
+ * cannot be read: open, the meta table (and after an unclean shutdown a
+ * full PRAGMA quick_check) are checked before the first write (even before
+ * switching to WAL). A new
  * journal is built under a temporary name, adopted, synced and renamed
  * into place, so a crash during the first mount leaves no half-built
  * journal.db behind.
@@ -493,10 +494,10 @@ void db_conn_put(struct journal *j, struct jconn *c)
  * Refuse anything that is not a readable mirrorfs journal, without writing
  * to it. Returns the schema version.
  */
-static int db_validate(struct jconn *c, int64_t *ret_version)
+/* PRAGMA quick_check: every page of the database is read. */
+static int db_quick_check(struct jconn *c)
 {
 	sqlite3_stmt *s = NULL;
-	int64_t v;
 	int rc, r;
 
 	rc = sqlite3_prepare_v2(c->db, "PRAGMA quick_check", -1, &s, NULL);
@@ -517,6 +518,21 @@ static int db_validate(struct jconn *c, int64_t *ret_version)
 		return -EUCLEAN;
 	}
 	sqlite3_finalize(s);
+	return 0;
+}
+
+/*
+ * Refuse anything that is not a readable mirrorfs journal, without writing
+ * to it. A damaged header or meta table fails here on any open. The full
+ * page check (quick_check reads the whole file: seconds for a large
+ * journal, and a receiver opens its replica's journal for every stream)
+ * runs only when a read-write open follows an unclean shutdown, when
+ * damage is possible. Returns the schema version.
+ */
+static int db_validate(struct jconn *c, bool full_check_if_unclean, int64_t *ret_version)
+{
+	int64_t v, clean = 0;
+	int r;
 
 	r = db_meta_get_int(c, "schema_version", &v);
 	if (r < 0)
@@ -525,6 +541,12 @@ static int db_validate(struct jconn *c, int64_t *ret_version)
 		return -EUCLEAN;
 	if (v > JOURNAL_SCHEMA_VERSION)
 		return -EPROTONOSUPPORT;
+	if (full_check_if_unclean &&
+	    (db_meta_get_int(c, "clean", &clean) < 0 || clean != 1)) {
+		r = db_quick_check(c);
+		if (r < 0)
+			return r;
+	}
 	*ret_version = v;
 	return 0;
 }
@@ -845,7 +867,7 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 	r = db_conn_open(j->db_path, ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, &j->wconn);
 	if (r < 0)
 		goto fail;
-	r = db_validate(j->wconn, &version);
+	r = db_validate(j->wconn, !ro, &version);
 	if (r < 0)
 		goto fail;
 	if (ro) {
