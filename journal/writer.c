@@ -189,7 +189,9 @@ int writer_submit(struct journal *j, struct jrec *r, uint64_t *ret_ticket)
 	q->recs[q->n++] = *r;
 	if (ret_ticket)
 		*ret_ticket = r->ticket;
-	pthread_cond_signal(&q->work);
+	/* the writer lingers for more: wake it for the first record or a full batch */
+	if (q->n == 1 || q->n >= WRITER_LINGER_MAX)
+		pthread_cond_signal(&q->work);
 	pthread_mutex_unlock(&q->lock);
 	memset(r, 0, sizeof(*r));  /* moved into the queue */
 	return 0;
@@ -222,7 +224,8 @@ void writer_submit_write(struct journal *j, struct jobj *o, int64_t off, int64_t
 	t = &q->recs[q->n++];
 	*t = (struct jrec){ .op = JOP_WRITE, .ticket = ++q->last_ticket, .time_ns = now,
 			    .obj = obj_ref(o), .off = off, .len = len, .size = o->size };
-	pthread_cond_signal(&q->work);
+	if (q->n == 1 || q->n >= WRITER_LINGER_MAX)
+		pthread_cond_signal(&q->work);
 out:
 	pthread_mutex_unlock(&q->lock);
 }
