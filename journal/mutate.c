@@ -307,6 +307,27 @@ static void stat_out(struct stat *ret_st, const struct stat *st, uint64_t ino)
 	}
 }
 
+/*
+ * Steps 1 and 2 for a new entry in directory `dir` (open as `dirfd`): room
+ * for it (space.c), the directory's durable dirty mark, and its attributes
+ * preserved for snapshots (its mtime changes). *ret_d is referenced.
+ */
+static int mut_new_entry(struct journal *j, uint64_t dir, int dirfd, struct jobj **ret_d)
+{
+	int r;
+
+	r = space_check(j, 0);
+	if (r < 0)
+		return r;
+	r = get_dir(j, dir, ret_d);
+	if (r < 0)
+		return r;
+	r = mut_mark_dirty(j, *ret_d);
+	if (r == 0)
+		r = cow_before_attr(j, *ret_d, dirfd);
+	return r;
+}
+
 int journal_mknod(struct journal *j, const struct journal_cred *cred,
 		  int dirfd, uint64_t dir, const char *name, mode_t mode,
 		  dev_t rdev, const char *link_target, struct stat *ret_st)
@@ -344,16 +365,7 @@ int journal_mknod(struct journal *j, const struct journal_cred *cred,
 	r = mut_begin(j);
 	if (r < 0)
 		goto out_free;
-	r = space_check(j, 0);
-	if (r < 0)
-		goto out;
-	r = get_dir(j, dir, &d);
-	if (r < 0)
-		goto out;
-	r = mut_mark_dirty(j, d);
-	if (r < 0)
-		goto out;
-	r = cow_before_attr(j, d, dirfd);
+	r = mut_new_entry(j, dir, dirfd, &d);
 	if (r == 0)
 		r = check_requested_ino(j, cred);
 	if (r < 0)
@@ -465,16 +477,7 @@ int journal_create(struct journal *j, const struct journal_cred *cred,
 	r = mut_begin(j);
 	if (r < 0)
 		goto out_free;
-	r = space_check(j, 0);
-	if (r < 0)
-		goto out;
-	r = get_dir(j, dir, &d);
-	if (r < 0)
-		goto out;
-	r = mut_mark_dirty(j, d);
-	if (r < 0)
-		goto out;
-	r = cow_before_attr(j, d, dirfd);
+	r = mut_new_entry(j, dir, dirfd, &d);
 	if (r == 0)
 		r = check_requested_ino(j, cred);
 	if (r < 0)
