@@ -521,6 +521,14 @@ static int bootstrap_create(const struct peer_args *a, const char *dir)
 	json_object_object_add(o, "path", json_object_new_string(abs));
 	json_object_object_add(o, "site", json_object_new_string(a->site));
 	json_object_object_add(o, "key", json_object_new_string(priv));
+	/* every byte counts: a token changed anywhere must be refused */
+	json = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	{
+		char sum[16];
+
+		snprintf(sum, sizeof(sum), "%08x", repl_crc32c(0, json, strlen(json)));
+		json_object_object_add(o, "check", json_object_new_string(sum));
+	}
 	json = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	r = util_base64_encode(json, strlen(json), &token);
 	if (r < 0) {
@@ -611,6 +619,24 @@ static int bootstrap_import(const char *tree, const char *src)
 	    !json_object_is_type(o, json_type_object)) {
 		ret = cli_error("cannot import token: malformed token (not a JSON object)");
 		goto out;
+	}
+	/* the check covers everything else, exactly as bootstrap create wrote it */
+	{
+		const char *want = tok_str(o, "check", 8), *rest;
+		char sum[16];
+
+		if (want)
+			want = strdup(want);
+		json_object_object_del(o, "check");
+		rest = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+		snprintf(sum, sizeof(sum), "%08x", repl_crc32c(0, rest, strlen(rest)));
+		if (!want || strcmp(want, sum) != 0) {
+			free((char *)want);
+			ret = cli_error("cannot import token: malformed token (its check does not "
+					"match: damaged or tampered)");
+			goto out;
+		}
+		free((char *)want);
 	}
 	if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int) ||
 	    json_object_get_int(v) != TOKEN_VERSION) {
