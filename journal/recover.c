@@ -271,6 +271,17 @@ int recover_adopt_tree(struct journal *j, struct jobj *dir, int dirfd,
 	}
 	o->size = S_ISDIR(st->st_mode) ? 0 : st->st_size;
 	r = obj_insert(j, o, true, &existing);
+	if (r == -EEXIST && existing && existing->type != (st->st_mode & S_IFMT)) {
+		/*
+		 * The backing filesystem reused the inode number of an object
+		 * the journal still knows (its death was lost in the crash, or
+		 * it has another name): a different type cannot be another link
+		 * to it. The new object displaces the stale entry.
+		 */
+		obj_put(existing);
+		existing = NULL;
+		r = obj_insert(j, o, false, NULL);
+	}
 	if (r == -EEXIST && existing) {
 		/* another link to a known object */
 		rec = (struct jrec){ .op = JOP_ADOPT, .obj = existing, .parent = dir->ino,
