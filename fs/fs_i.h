@@ -45,20 +45,45 @@
 
 struct fs_inode {
 	uint64_t jino;        /* immutable */
-	int fd;               /* O_PATH|O_NOFOLLOW fd of the backing object; immutable */
+	/*
+	 * O_PATH|O_NOFOLLOW fd of the backing object, or -1 while closed to
+	 * save descriptors (reopened from `handle`). Protected by
+	 * fs_itable.lock; stable (and >= 0) while the caller holds a
+	 * reference from fs_inode_get().
+	 */
+	int fd;
+	struct file_handle *handle; /* to reopen fd; NULL: fd is never closed; immutable */
 	dev_t dev;            /* backing identity; immutable */
 	ino_t bino;
 	mode_t type;          /* S_IFMT bits; immutable */
 	uint64_t nlookup;     /* kernel lookups not yet forgotten; protected by fs_itable.lock */
 	unsigned refcount;    /* 1 while nlookup > 0, +1 per handler using it; protected by fs_itable.lock */
+	unsigned users;       /* handlers using it (fs_inode_get); protected by fs_itable.lock */
+	unsigned opens;       /* open files (fd kept: fstat of an unlinked open file); ditto */
 	struct fs_inode *next; /* hash chain; protected by fs_itable.lock */
+	/* On the LRU of closable fds (fd >= 0, handle, no users, no opens, in the table). */
+	struct fs_inode *lru_prev, *lru_next; /* protected by fs_itable.lock */
+	bool on_lru;          /* protected by fs_itable.lock */
 };
 
+/*
+ * Descriptors: every inode the kernel caches has an O_PATH fd, but the
+ * kernel may cache more inodes than the process may open files (a hard
+ * RLIMIT_NOFILE of 20,000 is common in containers). Past `fd_max` open
+ * O_PATH fds, the least recently used ones of inodes nobody is using are
+ * closed; fs_inode_get() reopens them by file handle (open_by_handle_at,
+ * like NFS servers), which also survives renames and unlinks of other links.
+ */
 struct fs_itable {
 	pthread_mutex_t lock;  /* leaf lock, see above */
 	struct fs_inode **buckets;  /* protected by lock */
 	size_t nbuckets;            /* protected by lock */
 	size_t count;               /* protected by lock */
+	struct fs_inode *lru_head, *lru_tail; /* most / least recently used; protected by lock */
+	size_t nfds;                /* O_PATH fds open; protected by lock */
+	size_t fd_max;              /* keep at most this many (closable ones); immutable */
+	int mount_fd;               /* the backing root, O_RDONLY, for open_by_handle_at; immutable */
+	dev_t mount_dev;            /* its st_dev: handles only for objects on it; immutable */
 };
 
 /*
@@ -112,7 +137,7 @@ void fs_itable_release(struct fs_itable *t);
 
 /*
  * Insert the root (jino 1) with its O_PATH fd `fd` (the table owns it).
- * The root is never forgotten.
+ * The root is never forgotten and its fd never closed.
  */
 int fs_inode_add_root(struct fs *fs, int fd, struct fs_inode **ret);
 
@@ -135,10 +160,25 @@ int fs_do_lookup(struct fs *fs, struct fs_inode *parent, const char *name,
 
 /*
  * Count one kernel lookup of the object `jino`, whose O_PATH fd `fd` the
- * table takes over (closed at once if `jino` is already present).
- * `bst` is the object's backing stat. For objects just created.
+ * table takes over (closed at once if `jino` is already present with an
+ * fd). `bst` is the object's backing stat. `open`: the object was just
+ * opened (fs_inode_released() at its release). For objects just created.
  */
-int fs_inode_remember(struct fs *fs, uint64_t jino, int fd, const struct stat *bst);
+int fs_inode_remember(struct fs *fs, uint64_t jino, int fd, const struct stat *bst, bool open);
+
+/*
+ * Open files of an inode keep its O_PATH fd open (an unlinked open file
+ * cannot be reopened by handle). The kernel may forget the inode before
+ * the release reaches us; then there is nothing left to unpin.
+ */
+void fs_inode_opened(struct fs *fs, struct fs_inode *ino);
+void fs_inode_released(struct fs *fs, fuse_ino_t nodeid);
+
+/*
+ * Too many open files: close every closable O_PATH fd (down to a quarter
+ * of the cap). True if any was closed, so the caller may retry once.
+ */
+bool fs_fd_relief(struct fs *fs);
 
 /* Count one more kernel lookup of an inode the caller holds (a new link). */
 void fs_inode_add_lookup(struct fs *fs, struct fs_inode *ino);

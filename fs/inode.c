@@ -12,6 +12,11 @@
  * An O_PATH fd follows its inode across renames and unlinks, so the fd
  * stays right for the inode's whole life.
  *
+ * Descriptors (fs_i.h, struct fs_itable): past fd_max open O_PATH fds, the
+ * least recently used fds of inodes no handler uses and no open file pins
+ * are closed, and fs_inode_get() reopens them by file handle. Closing
+ * happens outside the lock (a batch at a time).
+ *
  * Lock order: fs_itable.lock is a leaf (see fs_i.h).
  */
 #include <errno.h>
@@ -22,12 +27,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 #include "fs_i.h"
 #include "mirrorfs/log.h"
 #include "mirrorfs/util.h"
 
 #define FS_ITABLE_MIN_BUCKETS 1024
+
+/* Bounds of fd_max: half the open file limit, the rest for open files. */
+#define FS_FD_MAX_MIN 16
+#define FS_FD_MAX_MAX (1U << 20)
+/* fds closed per batch (outside the lock) */
+#define FS_FD_BATCH 64
 
 static size_t fs_hash(uint64_t jino, size_t nbuckets)
 {
@@ -44,6 +56,10 @@ int fs_itable_init(struct fs_itable *t)
 		return -ENOMEM;
 	t->nbuckets = FS_ITABLE_MIN_BUCKETS;
 	t->count = 0;
+	t->lru_head = t->lru_tail = NULL;
+	t->nfds = 0;
+	t->fd_max = FS_FD_MAX_MAX;
+	t->mount_fd = -1;
 	r = pthread_mutex_init(&t->lock, NULL);
 	if (r != 0) {
 		free(t->buckets);
@@ -62,12 +78,17 @@ void fs_itable_release(struct fs_itable *t)
 
 		for (n = t->buckets[i]; n; n = next) {
 			next = n->next;
-			close(n->fd);
+			if (n->fd >= 0)
+				close(n->fd);
+			free(n->handle);
 			free(n);
 		}
 	}
 	free(t->buckets);
 	t->buckets = NULL;
+	if (t->mount_fd >= 0)
+		close(t->mount_fd);
+	t->mount_fd = -1;
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -133,6 +154,173 @@ static void fs_itable_remove(struct fs_itable *t, struct fs_inode *n)
 	}
 }
 
+/* ---- the LRU of closable fds ------------------------------------------- */
+
+/* Called with t->lock held. */
+static bool fs_fd_closable(const struct fs_inode *n)
+{
+	return n->fd >= 0 && n->handle && n->users == 0 && n->opens == 0 && n->nlookup > 0;
+}
+
+/* Called with t->lock held. */
+static void fs_lru_del(struct fs_itable *t, struct fs_inode *n)
+{
+	if (!n->on_lru)
+		return;
+	if (n->lru_prev)
+		n->lru_prev->lru_next = n->lru_next;
+	else
+		t->lru_head = n->lru_next;
+	if (n->lru_next)
+		n->lru_next->lru_prev = n->lru_prev;
+	else
+		t->lru_tail = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+	n->on_lru = false;
+}
+
+/* Put `n` at the head if it is closable. Called with t->lock held. */
+static void fs_lru_touch(struct fs_itable *t, struct fs_inode *n)
+{
+	fs_lru_del(t, n);
+	if (!fs_fd_closable(n))
+		return;
+	n->lru_prev = NULL;
+	n->lru_next = t->lru_head;
+	if (t->lru_head)
+		t->lru_head->lru_prev = n;
+	else
+		t->lru_tail = n;
+	t->lru_head = n;
+	n->on_lru = true;
+}
+
+/*
+ * Take up to FS_FD_BATCH fds off the least recently used inodes while more
+ * than `keep` are open; the caller closes out[0..return) after unlocking.
+ * Called with t->lock held.
+ */
+static size_t fs_lru_trim(struct fs_itable *t, size_t keep, int out[FS_FD_BATCH])
+{
+	size_t k = 0;
+
+	while (k < FS_FD_BATCH && t->nfds > keep && t->lru_tail) {
+		struct fs_inode *n = t->lru_tail;
+
+		fs_lru_del(t, n);
+		out[k++] = n->fd;
+		n->fd = -1;
+		t->nfds--;
+	}
+	return k;
+}
+
+static void fs_close_all(const int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Close fds past the cap, a batch at a time. Called without the lock. */
+static void fs_fd_trim(struct fs_itable *t)
+{
+	int out[FS_FD_BATCH];
+	size_t k;
+
+	pthread_mutex_lock(&t->lock);
+	/* some slack so a table at the cap does not close one fd per lookup */
+	k = t->nfds > t->fd_max ? fs_lru_trim(t, t->fd_max - t->fd_max / 16, out) : 0;
+	pthread_mutex_unlock(&t->lock);
+	fs_close_all(out, k);
+}
+
+bool fs_fd_relief(struct fs *fs)
+{
+	struct fs_itable *t = &fs->itable;
+	int out[FS_FD_BATCH];
+	size_t k, total = 0;
+
+	do {
+		pthread_mutex_lock(&t->lock);
+		k = fs_lru_trim(t, t->fd_max / 4, out);
+		pthread_mutex_unlock(&t->lock);
+		fs_close_all(out, k);
+		total += k;
+	} while (k == FS_FD_BATCH);
+	if (total)
+		log_debug("too many open files: closed %zu cached O_PATH fds", total);
+	return total > 0;
+}
+
+/*
+ * A handle to reopen the object of `fd` by, or NULL if it has none on the
+ * backing root's filesystem (another filesystem mounted below the backing
+ * directory, or one without handles): then its fd stays open.
+ */
+static struct file_handle *fs_handle_of(struct fs_itable *t, int fd, const struct stat *st)
+{
+	struct file_handle *h;
+	int mount_id;
+
+	if (t->mount_fd < 0 || st->st_dev != t->mount_dev)
+		return NULL;
+	h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+	if (!h)
+		return NULL;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) < 0) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+/* Reopen the closed fd of `n`, which the caller holds (users > 0). */
+static int fs_inode_reopen(struct fs *fs, struct fs_inode *n)
+{
+	struct fs_itable *t = &fs->itable;
+	struct stat st;
+	int fd;
+
+	fd = open_by_handle_at(t->mount_fd, n->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0 && errno == EMFILE && fs_fd_relief(fs))
+		fd = open_by_handle_at(t->mount_fd, n->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return errno == EMFILE || errno == ENFILE ? -errno : -ESTALE;
+	if (fstat(fd, &st) < 0 || st.st_dev != n->dev || st.st_ino != n->bino) {
+		close(fd);
+		return -ESTALE;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (n->fd < 0) {
+		n->fd = fd;
+		t->nfds++;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (fd >= 0)
+		close(fd);   /* another handler reopened it first */
+	fs_fd_trim(t);
+	return 0;
+}
+
+/* The handle mount fd and the cap, from the root and the open file limit. */
+static void fs_itable_setup(struct fs_itable *t, int rootfd, const struct stat *st)
+{
+	struct rlimit rl;
+	rlim_t max = FS_FD_MAX_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max = rl.rlim_cur / 2;
+	t->fd_max = (size_t)UTIL_MAX(UTIL_MIN(max, (rlim_t)FS_FD_MAX_MAX), (rlim_t)FS_FD_MAX_MIN);
+	t->mount_fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	t->mount_dev = st->st_dev;
+	if (t->mount_fd < 0)
+		log_warning("cannot open the backing root for file handles (%m): every "
+			    "cached inode keeps an open fd");
+	log_debug("inode table: at most %zu cached O_PATH fds", t->fd_max);
+}
+
 int fs_inode_add_root(struct fs *fs, int fd, struct fs_inode **ret)
 {
 	struct fs_inode *n;
@@ -150,8 +338,10 @@ int fs_inode_add_root(struct fs *fs, int fd, struct fs_inode **ret)
 	n->type = st.st_mode & S_IFMT;
 	n->nlookup = 1;     /* the kernel never forgets the root */
 	n->refcount = 1;
+	fs_itable_setup(&fs->itable, fd, &st);
 	pthread_mutex_lock(&fs->itable.lock);
 	fs_itable_insert(&fs->itable, n);
+	fs->itable.nfds++;
 	pthread_mutex_unlock(&fs->itable.lock);
 	*ret = n;
 	return 0;
@@ -160,6 +350,7 @@ int fs_inode_add_root(struct fs *fs, int fd, struct fs_inode **ret)
 int fs_inode_get(struct fs *fs, fuse_ino_t nodeid, struct fs_inode **ret)
 {
 	struct fs_inode *n;
+	int fd = -1;
 
 	/* .snap and snapshot views: the handlers dispatch them to snapdir.c first. */
 	if (!fs_is_live(fs, nodeid))
@@ -170,13 +361,38 @@ int fs_inode_get(struct fs *fs, fuse_ino_t nodeid, struct fs_inode **ret)
 	}
 	pthread_mutex_lock(&fs->itable.lock);
 	n = fs_itable_find(&fs->itable, nodeid);
-	if (n)
+	if (n) {
 		n->refcount++;
+		n->users++;
+		fs_lru_del(&fs->itable, n);
+		fd = n->fd;
+	}
 	pthread_mutex_unlock(&fs->itable.lock);
 	if (!n)
 		return -ESTALE;
+	if (fd < 0) {
+		int r = fs_inode_reopen(fs, n);
+
+		if (r < 0) {
+			fs_inode_put(fs, n);
+			return r;
+		}
+	}
 	*ret = n;
 	return 0;
+}
+
+/* Free an inode whose last reference went; it is out of the table and the LRU. */
+static void fs_inode_free(struct fs_itable *t, struct fs_inode *n)
+{
+	if (n->fd >= 0) {
+		pthread_mutex_lock(&t->lock);
+		t->nfds--;
+		pthread_mutex_unlock(&t->lock);
+		close(n->fd);
+	}
+	free(n->handle);
+	free(n);
 }
 
 void fs_inode_put(struct fs *fs, struct fs_inode *n)
@@ -186,16 +402,45 @@ void fs_inode_put(struct fs *fs, struct fs_inode *n)
 	if (!n || n == fs->root)
 		return;
 	pthread_mutex_lock(&fs->itable.lock);
+	n->users--;
 	last = --n->refcount == 0;
+	if (!last)
+		fs_lru_touch(&fs->itable, n);
 	pthread_mutex_unlock(&fs->itable.lock);
-	if (last) {
-		close(n->fd);
-		free(n);
-	}
+	if (last)
+		fs_inode_free(&fs->itable, n);
+	else
+		fs_fd_trim(&fs->itable);
 }
 
-int fs_inode_remember(struct fs *fs, uint64_t jino, int fd, const struct stat *bst)
+void fs_inode_opened(struct fs *fs, struct fs_inode *n)
 {
+	if (n == fs->root)
+		return;
+	pthread_mutex_lock(&fs->itable.lock);
+	n->opens++;
+	fs_lru_del(&fs->itable, n);
+	pthread_mutex_unlock(&fs->itable.lock);
+}
+
+void fs_inode_released(struct fs *fs, fuse_ino_t nodeid)
+{
+	struct fs_inode *n;
+
+	if (nodeid == FUSE_ROOT_ID || !fs_is_live(fs, nodeid))
+		return;
+	pthread_mutex_lock(&fs->itable.lock);
+	n = fs_itable_find(&fs->itable, nodeid);
+	if (n && n->opens > 0) {
+		n->opens--;
+		fs_lru_touch(&fs->itable, n);
+	}
+	pthread_mutex_unlock(&fs->itable.lock);
+}
+
+int fs_inode_remember(struct fs *fs, uint64_t jino, int fd, const struct stat *bst, bool open)
+{
+	struct fs_itable *t = &fs->itable;
 	struct fs_inode *n, *fresh;
 
 	fresh = calloc(1, sizeof(*fresh));
@@ -210,23 +455,39 @@ int fs_inode_remember(struct fs *fs, uint64_t jino, int fd, const struct stat *b
 	fresh->type = bst->st_mode & S_IFMT;
 	fresh->nlookup = 1;
 	fresh->refcount = 1;
+	fresh->opens = open ? 1 : 0;
+	fresh->handle = fs_handle_of(t, fd, bst);
 
-	pthread_mutex_lock(&fs->itable.lock);
-	n = fs_itable_find(&fs->itable, jino);
-	if (n)
+	pthread_mutex_lock(&t->lock);
+	n = fs_itable_find(t, jino);
+	if (n) {
 		n->nlookup++;
-	else
-		fs_itable_insert(&fs->itable, fresh);
-	pthread_mutex_unlock(&fs->itable.lock);
+		if (open)
+			n->opens++;
+		if (n->fd < 0 && n->dev == bst->st_dev && n->bino == bst->st_ino) {
+			n->fd = fd;   /* closed to save fds: take this one */
+			t->nfds++;
+			fd = -1;
+		}
+		fs_lru_touch(t, n);
+	} else {
+		fs_itable_insert(t, fresh);
+		t->nfds++;
+		fs_lru_touch(t, fresh);
+	}
+	pthread_mutex_unlock(&t->lock);
 
 	if (n) {
 		/* Known already (another name, or a racing lookup): keep the old fd. */
 		if (n->dev != bst->st_dev || n->bino != bst->st_ino)
 			log_debug("inode %llu: backing object changed behind the mount",
 				  (unsigned long long)jino);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
+		free(fresh->handle);
 		free(fresh);
 	}
+	fs_fd_trim(t);
 	return 0;
 }
 
@@ -256,14 +517,13 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t nodeid, uint64_t count)
 		n->nlookup -= count;
 		if (n->nlookup == 0) {
 			fs_itable_remove(&fs->itable, n);
+			fs_lru_del(&fs->itable, n);
 			last = --n->refcount == 0;
 		}
 	}
 	pthread_mutex_unlock(&fs->itable.lock);
-	if (last) {
-		close(n->fd);
-		free(n);
-	}
+	if (last)
+		fs_inode_free(&fs->itable, n);
 }
 
 int fs_inode_stat(const struct fs_inode *n, struct stat *ret_st)
@@ -333,6 +593,8 @@ int fs_do_lookup(struct fs *fs, struct fs_inode *parent, const char *name,
 		return -ENOENT;   /* ".", ".." are the kernel's; the state dir is hidden */
 
 	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == EMFILE && fs_fd_relief(fs))
+		fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -349,7 +611,7 @@ int fs_do_lookup(struct fs *fs, struct fs_inode *parent, const char *name,
 	}
 	if (r < 0)
 		goto fail;
-	r = fs_inode_remember(fs, jino, fd, &st);   /* takes fd */
+	r = fs_inode_remember(fs, jino, fd, &st, false);   /* takes fd */
 	if (r < 0)
 		return r;
 	st.st_ino = jino;

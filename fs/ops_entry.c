@@ -203,7 +203,7 @@ static int fs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		close(fd);
 		goto out;
 	}
-	r = fs_inode_remember(fs, st.st_ino, fd, &bst);
+	r = fs_inode_remember(fs, st.st_ino, fd, &bst, false);
 	if (r < 0)
 		goto out;
 	fs_fill_entry(ret_e, &st);

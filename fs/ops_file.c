@@ -72,21 +72,26 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 
 	fs_req_cred(req, &cred);
 	fs_apply_umask(fs, req);
-	r = journal_create(fs->j, &cred, p->fd, p->jino, name, fs_backing_flags(fi) | O_CREAT,
-			   S_IFREG | (mode & ~S_IFMT), &fd, &st);
+	do {
+		r = journal_create(fs->j, &cred, p->fd, p->jino, name,
+				   fs_backing_flags(fi) | O_CREAT, S_IFREG | (mode & ~S_IFMT),
+				   &fd, &st);
+	} while (r == -EMFILE && fs_fd_relief(fs));   /* nothing made: the fd comes first */
 	if (r < 0)
 		goto out;
 
 	/* The table's O_PATH fd for the very inode just opened. */
 	fs_proc_path(fd, proc);
 	pfd = open(proc, O_PATH | O_CLOEXEC);
+	if (pfd < 0 && errno == EMFILE && fs_fd_relief(fs))
+		pfd = open(proc, O_PATH | O_CLOEXEC);
 	if (pfd < 0 || fstat(pfd, &bst) < 0) {
 		r = -errno;
 		if (pfd >= 0)
 			close(pfd);
 		goto out;
 	}
-	r = fs_inode_remember(fs, st.st_ino, pfd, &bst);
+	r = fs_inode_remember(fs, st.st_ino, pfd, &bst, true);
 	if (r < 0)
 		goto out;
 	fs_fill_entry(&e, &st);
@@ -115,6 +120,10 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
 	r = journal_open_fd(fs->j, n->fd, n->jino, fs_backing_flags(fi), &fd);
+	if (r == -EMFILE && fs_fd_relief(fs))
+		r = journal_open_fd(fs->j, n->fd, n->jino, fs_backing_flags(fi), &fd);
+	if (r >= 0)
+		fs_inode_opened(fs, n);
 	fs_inode_put(fs, n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -190,6 +199,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!fs_is_live(fs, ino))
 		return fs_snap_op_release(req, ino, fi);
 	close((int)fi->fh);
+	fs_inode_released(fs, ino);
 	fuse_reply_err(req, 0);
 }
 
