@@ -114,6 +114,7 @@ struct fs {
 	bool read_only;           /* -o ro: every mutation fails with EROFS */
 	bool dr;                  /* DR mode (implies read_only); immutable */
 	bool dont_mask;           /* kernel passes the umask (FUSE_CAP_DONT_MASK granted) */
+	bool backing_flush;       /* the backing filesystem reports errors at close (NFS); immutable */
 	bool debug;
 	struct fuse_session *se;  /* set before serving; immutable then */
 	struct fs_dr drs;         /* DR mode only */

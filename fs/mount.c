@@ -31,13 +31,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs_i.h"
 #include "mirrorfs/fs.h"
 #include "mirrorfs/log.h"
+#include "mirrorfs/util.h"
 
 static const struct fuse_lowlevel_ops fs_ops = {
 	.init = fs_op_init,
@@ -239,6 +242,29 @@ static int fs_resolve_dir(const char *backing_arg, const char *what, const char 
 
 /* ---- the rest of the life cycle ------------------------------------------- */
 
+/*
+ * Does close() on the backing filesystem report anything (NFS, CIFS, FUSE
+ * and the like report write-back errors there)? Local disk filesystems do
+ * not: for them the FLUSH of every close() is skipped (fi->noflush).
+ * Unknown types are assumed to.
+ */
+static bool fs_backing_flushes(int rootfd)
+{
+	static const unsigned long local[] = {
+		EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC, TMPFS_MAGIC,
+		F2FS_SUPER_MAGIC, 0x2fc12fc1 /* zfs */, 0xca451a4e /* bcachefs */,
+		0x3153464a /* jfs */, REISERFS_SUPER_MAGIC,
+	};
+	struct statfs sf;
+
+	if (fstatfs(rootfd, &sf) < 0)
+		return true;
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(local); i++)
+		if ((unsigned long)sf.f_type == local[i])
+			return false;
+	return true;
+}
+
 static void fs_raise_nofile(void)
 {
 	struct rlimit rl;
@@ -434,6 +460,7 @@ int fs_mount_run(const struct fs_mount_opts *opts)
 		ret = fs_fail(opts->backing, "%s", strerror(errno));
 		goto out;
 	}
+	fs.backing_flush = fs_backing_flushes(rootfd);
 	r = fs_inode_add_root(&fs, rootfd, &fs.root);
 	if (r < 0) {
 		close(rootfd);

@@ -45,6 +45,17 @@ static int fs_backing_flags(struct fuse_file_info *fi)
 	return flags | O_CLOEXEC;
 }
 
+/*
+ * FLUSH (each close()) is worth a round trip only if a close() of the
+ * backing file can report something: on a local filesystem it cannot
+ * (fs_backing_flushes() in mount.c), so the kernel skips it.
+ */
+static void fs_set_noflush(const struct fs *fs, struct fuse_file_info *fi)
+{
+	if (!fs->backing_flush)
+		fi->noflush = 1;
+}
+
 static bool fs_flags_write(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
@@ -95,6 +106,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	if (r < 0)
 		goto out;
 	fs_fill_entry(&e, &st);
+	fs_set_noflush(fs, fi);
 	fi->fh = (uint64_t)fd;
 	fd = -1;
 out:
@@ -127,6 +139,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs_inode_put(fs, n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
+	fs_set_noflush(fs, fi);
 	fi->fh = (uint64_t)fd;
 	fuse_reply_open(req, fi);
 }
