@@ -96,7 +96,7 @@ int jtxn_end(struct journal *j, struct jconn *c, int r)
 }
 
 /* Prepare, bind int64s, step to done, finalize. */
-static int exec_i64(sqlite3 *db, const char *sql, int n, const int64_t *v)
+int db_exec_i64(sqlite3 *db, const char *sql, int n, const int64_t *v)
 {
 	sqlite3_stmt *s;
 	int rc, i;
@@ -635,7 +635,7 @@ int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *
 
 		r = jtxn_begin(j, &c);
 		if (r >= 0)
-			r = jtxn_end(j, c, exec_i64(c->db,
+			r = jtxn_end(j, c, db_exec_i64(c->db,
 				"INSERT OR IGNORE INTO orphans(ino) VALUES(?1)", 1, v));
 		if (r < 0) {
 			unlinkat(j->orphan_fd, oname, 0);
@@ -883,12 +883,12 @@ int cow_collect(struct journal *j, struct jconn *c, uint64_t seq, bool dry_run,
 		for (size_t i = 0; i < g->nchunks && r >= 0; i++) {
 			int64_t v[3] = { (int64_t)g->chunks[i].ino, (int64_t)g->chunks[i].chunk,
 					 (int64_t)g->chunks[i].interval };
-			r = exec_i64(c->db, "DELETE FROM cow_chunk WHERE ino=?1 AND chunk=?2 "
+			r = db_exec_i64(c->db, "DELETE FROM cow_chunk WHERE ino=?1 AND chunk=?2 "
 					    "AND interval=?3", 3, v);
 		}
 		for (size_t i = 0; i < g->norphans && r >= 0; i++) {
 			int64_t v[1] = { (int64_t)g->orphans[i] };
-			r = exec_i64(c->db, "DELETE FROM orphans WHERE ino=?1", 1, v);
+			r = db_exec_i64(c->db, "DELETE FROM orphans WHERE ino=?1", 1, v);
 		}
 		if (r < 0)
 			goto fail;

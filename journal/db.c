@@ -184,6 +184,8 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	"CREATE INDEX IF NOT EXISTS changes_snap ON changes(op, seq) WHERE op IN (17, 18);"
 	"CREATE TABLE IF NOT EXISTS recv_pos(source TEXT NOT NULL, from_snap BLOB NOT NULL, "
 	"  to_snap BLOB NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(source, from_snap, to_snap));",
+	/* 1 -> 2: compaction (compact.c) finds dead objects by died_seq */
+	"CREATE INDEX IF NOT EXISTS objects_died ON objects(died_seq) WHERE died_seq IS NOT NULL;",
 };
 
 int journal_err(int rc)
@@ -839,6 +841,7 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 	r = journal_alloc(backing, opts->flags | (ro ? JOURNAL_OPEN_READONLY : 0), &j);
 	if (r < 0)
 		return r;
+	j->history_keep = opts->history_keep ? opts->history_keep : JOURNAL_HISTORY_KEEP;
 	j->root_fd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (j->root_fd < 0 || fstat(j->root_fd, &st) < 0) {
 		r = -errno;

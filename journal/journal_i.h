@@ -135,6 +135,17 @@ int db_stmt(struct jconn *c, enum jstmt id, sqlite3_stmt **ret);
 int db_step_done(sqlite3_stmt *s);
 /* sqlite3_exec() with errors translated. */
 int db_exec(sqlite3 *db, const char *sql);
+/* Prepare `sql`, bind `n` int64s (?1..?n), step to the end, finalize. */
+int db_exec_i64(sqlite3 *db, const char *sql, int n, const int64_t *v);
+
+/* ---- compact.c ---- */
+/* Records after which the writer runs a compaction step. */
+#define JOURNAL_COMPACT_EVERY 16384
+/*
+ * Run compaction steps (at most `max_steps`, 0: until done) in their own
+ * transactions (takes wconn_lock); clears compact_due when done.
+ */
+int compact_run(struct journal *j, unsigned max_steps, uint64_t *ret_removed);
 /* A read-only connection from the pool; give it back with db_conn_put(). */
 int db_conn_get(struct journal *j, struct jconn **ret);
 void db_conn_put(struct journal *j, struct jconn *c);
@@ -243,6 +254,9 @@ struct journal {
 	atomic_uint_fast64_t next_ino;  /* next jino to hand out */
 	atomic_uint_fast64_t interval;  /* current snapshot interval (meta.interval) */
 	atomic_uint_fast64_t committed_seq;  /* newest committed change seq */
+	atomic_bool compact_due;    /* a compaction step is worth running (compact.c) */
+	uint64_t compact_records;   /* records since the last step; writer thread only */
+	uint64_t history_keep;      /* newest records compaction keeps; immutable */
 	atomic_bool failed;         /* a batch failed: mutations return -EIO (q.err says why) */
 	/* free space kept for the journal (space.c) */
 	uint64_t space_headroom;             /* immutable after open; 0: no check */

@@ -288,6 +288,7 @@ int journal_snap_delete(struct journal *j, const char *name)
 		db_conn_put(j, rc_conn);
 	}
 	cow_garbage_free_data(j, g);
+	atomic_store(&j->compact_due, true);   /* its records may go now (compact.c) */
 	log_debug("snapshot '%s' deleted", name);
 out:
 	pthread_rwlock_unlock(&j->mut_lock);

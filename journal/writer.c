@@ -732,6 +732,7 @@ static bool write_mergeable(struct journal *j, const struct jobj *o, const struc
 static int apply_write(struct journal *j, struct jrec *rec)
 {
 	struct jobj *o = rec->obj;
+	bool merged = false;
 	sqlite3_stmt *s;
 	int r;
 
@@ -741,31 +742,40 @@ static int apply_write(struct journal *j, struct jrec *rec)
 		 * (`journal --since`) must see that it grew, and its path is
 		 * the object's path as of the newest write it covers.
 		 */
-		uint64_t seq = j->next_seq++;
+		int64_t off = UTIL_MIN(o->wlast_off, rec->off);
+		int64_t end = UTIL_MAX(o->wlast_end, rec->off + rec->len);
 
-		o->wlast_off = UTIL_MIN(o->wlast_off, rec->off);
-		o->wlast_end = UTIL_MAX(o->wlast_end, rec->off + rec->len);
 		r = db_stmt(j->wconn, ST_CHANGE_MERGE_WRITE, &s);
 		if (r < 0)
 			return r;
 		sqlite3_bind_int64(s, 1, (int64_t)o->wlast_seq);
-		sqlite3_bind_int64(s, 2, o->wlast_off);
-		sqlite3_bind_int64(s, 3, o->wlast_end - o->wlast_off);
+		sqlite3_bind_int64(s, 2, off);
+		sqlite3_bind_int64(s, 3, end - off);
 		sqlite3_bind_int64(s, 4, rec->size);
-		sqlite3_bind_int64(s, 5, (int64_t)seq);
+		sqlite3_bind_int64(s, 5, (int64_t)j->next_seq);
 		sqlite3_bind_int64(s, 6, rec->time_ns);
 		r = db_step_done(s);
-		o->wlast_seq = seq;
-	} else {
+		if (r < 0)
+			return r;
+		/* 0 rows: compaction folded the row away meanwhile; a new one then */
+		merged = sqlite3_changes(j->wconn->db) > 0;
+		if (merged) {
+			o->wlast_seq = j->next_seq++;
+			o->wlast_off = off;
+			o->wlast_end = end;
+		}
+	}
+	if (!merged) {
 		uint64_t seq = j->next_seq++;
+
 		r = change_insert(j, rec, seq);
+		if (r < 0)
+			return r;
 		o->wlast_seq = seq;
 		o->wlast_interval = atomic_load(&j->interval);
 		o->wlast_off = rec->off;
 		o->wlast_end = rec->off + rec->len;
 	}
-	if (r < 0)
-		return r;
 	return set_size(j, o, rec->size, rec->time_ns);
 }
 
@@ -869,6 +879,11 @@ static int batch_apply(struct journal *j, struct jrec *recs, size_t n)
 	atomic_store(&j->committed_seq, j->next_seq - 1);
 	atomic_fetch_add(&j->stats.batches, 1);
 	atomic_fetch_add(&j->stats.records, n);
+	j->compact_records += n;
+	if (j->compact_records >= JOURNAL_COMPACT_EVERY) {
+		j->compact_records = 0;
+		atomic_store(&j->compact_due, true);
+	}
 	return 0;
 fail:
 	st_exec(j, ST_ROLLBACK);
@@ -963,6 +978,10 @@ static void *writer_main(void *arg)
 		}
 		pthread_mutex_unlock(&q->lock);
 		run_batch(j);
+		/* one bounded step between batches: records never wait long */
+		if (atomic_load(&j->compact_due) && !atomic_load(&j->failed) &&
+		    compact_run(j, 1, NULL) < 0)
+			atomic_store(&j->compact_due, false);   /* retried after more records */
 		pthread_mutex_lock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -41,7 +41,7 @@
 #define JOURNAL_INO_MAX ((1ULL << JOURNAL_INO_BITS) - 1)
 #define JOURNAL_STATE_DIR ".mirrorfs"
 #define JOURNAL_DB_NAME "journal.db"
-#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_SCHEMA_VERSION 2
 
 struct journal;
 
@@ -62,7 +62,15 @@ struct journal_open_opts {
 	/* Called now and then during the first-mount adoption scan (may be NULL). */
 	void (*progress)(void *arg, uint64_t entries_scanned);
 	void *progress_arg;
+	/*
+	 * Compaction keeps at least this many newest change records (what
+	 * `mirrorfs journal` can show), besides what snapshots and peers
+	 * need; 0: JOURNAL_HISTORY_KEEP.
+	 */
+	uint64_t history_keep;
 };
+
+#define JOURNAL_HISTORY_KEEP 100000
 
 /*
  * Open (creating on first use) the journal of the backing directory
@@ -83,6 +91,13 @@ int journal_start(struct journal *j);
  * flushing (the journal is freed regardless).
  */
 int journal_close(struct journal *j);
+
+/*
+ * Fold away now what no snapshot, no peer and the kept history need
+ * (compaction; the writer also does it on its own, in steps). The number
+ * of rows removed in *ret_removed (may be NULL). -EROFS if read-only.
+ */
+int journal_compact(struct journal *j, uint64_t *ret_removed);
 
 /* Phrase for a journal error code, e.g. "journal is corrupt". */
 const char *journal_strerror(int r);

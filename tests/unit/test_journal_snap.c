@@ -392,6 +392,109 @@ static void test_diff(void **state)
 	fx_close(f);
 }
 
+/* ---- compaction ------------------------------------------------------------- */
+
+static int64_t snap_seq(struct fx *f, uint64_t id)
+{
+	return q_int(f, "SELECT seq FROM snapshots WHERE id = ?1", (int64_t)id);
+}
+
+static void same_seen(const struct seen *a, const struct seen *b)
+{
+	assert_int_equal(a->n, b->n);
+	for (size_t i = 0; i < a->n; i++)
+		assert_string_equal(a->lines[i], b->lines[i]);
+}
+
+/*
+ * What no snapshot and no kept history need goes; change sets between the
+ * snapshots left, and their views, are the same after as before; a write
+ * that would merge into a folded-away row gets a new one.
+ */
+static void test_compact(void **state)
+{
+	struct fx *f = *state;
+	struct journal_open_opts o = { .history_keep = 5 };
+	struct seen full1 = { 0 }, d12 = { 0 }, after = { 0 };
+	uint64_t d, a, b, x, s0, s1, s2, removed;
+	int64_t kept;
+	int dfd, afd, bfd, xfd;
+	char name[32];
+
+	assert_int_equal(journal_open(f->dir, &o, &f->j), 0);
+	f->root = journal_root_fd(f->j);
+	d = mk(f, ROOT, f->root, "d", S_IFDIR | 0755);
+	dfd = opath(f->root, "d");
+	a = mkfile(f, d, dfd, "a", &afd);
+	b = mkfile(f, d, dfd, "b", &bfd);
+	for (int i = 0; i < 20; i++)
+		put(f, a, afd, 'a', (off_t)i * 2 * CH, 100);   /* 20 rows: not adjacent */
+	put(f, b, bfd, 'b', 0, 10);
+	s0 = snap(f, "s0");
+	assert_int_equal(journal_rename(f->j, dfd, d, "b", dfd, d, "c", 0), 0);
+	assert_int_equal(journal_unlink(f->j, dfd, d, "a"), 0);
+	put(f, b, bfd, 'B', 5, 10);
+	s1 = snap(f, "s1");
+	x = mkfile(f, d, dfd, "x", &xfd);
+	put(f, x, xfd, 'x', 0, 10);
+	s2 = snap(f, "s2");
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		mk(f, d, dfd, name, S_IFREG | 0644);
+	}
+	assert_int_equal(journal_diff(f->j, 0, s1, collect, &full1), 0);
+	assert_int_equal(journal_diff(f->j, s1, s2, collect, &d12), 0);
+
+	/* the records before the oldest snapshot go; none after it */
+	kept = q_int(f, "SELECT count(*) FROM changes WHERE seq > ?1", snap_seq(f, s0));
+	assert_true(q_int(f, "SELECT count(*) FROM changes WHERE seq < ?1", snap_seq(f, s0)) >=
+		    3 + 20 + 1);   /* d, a, b, the writes */
+	assert_int_equal(journal_compact(f->j, &removed), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM changes WHERE seq <= ?1",
+			       snap_seq(f, s0)), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM changes WHERE seq > ?1", snap_seq(f, s0)),
+			 kept);
+	/* b's old name died after s0: still seen by s0 */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM ns WHERE died_seq IS NOT NULL"), 2);
+
+	assert_int_equal(journal_snap_delete(f->j, "s0"), 0);
+	assert_int_equal(journal_compact(f->j, &removed), 0);
+	assert_true(removed > 0);
+	/* the oldest snapshot is s1: nothing at or before it is needed */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM changes WHERE seq <= ?1",
+			       snap_seq(f, s1)), 0);
+	assert_true(q_int(f, "SELECT count(*) FROM changes WHERE seq > ?1", snap_seq(f, s1)) > 10);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM ns WHERE died_seq IS NOT NULL"), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM objects WHERE ino = ?1", (int64_t)a), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM objects WHERE ino = ?1", (int64_t)b), 1);
+
+	/* the same change sets and views as before */
+	assert_int_equal(journal_diff(f->j, 0, s1, collect, &after), 0);
+	same_seen(&full1, &after);
+	memset(&after, 0, sizeof(after));
+	assert_int_equal(journal_diff(f->j, s1, s2, collect, &after), 0);
+	same_seen(&d12, &after);
+	assert_int_equal(snap_byte(f, s1, b, 5), 'B');
+	assert_int_equal(snap_byte(f, s2, x, 9), 'x');
+
+	/* no snapshot left: only the newest 5 records stay */
+	assert_int_equal(journal_snap_delete(f->j, "s1"), 0);
+	assert_int_equal(journal_snap_delete(f->j, "s2"), 0);
+	assert_int_equal(journal_compact(f->j, &removed), 0);
+	assert_true(q_int(f, "SELECT count(*) FROM changes") <= 5);
+	/* x's write row is gone; the next write to x must not be lost with it */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM changes WHERE ino = ?1", (int64_t)x), 0);
+	put(f, x, xfd, 'y', 0, 20);
+	assert_int_equal(journal_flush(f->j), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM changes WHERE ino = ?1 AND op = ?2",
+			       (int64_t)x, (int64_t)JOP_WRITE), 1);
+	close(afd);
+	close(bfd);
+	close(xfd);
+	close(dfd);
+	fx_close(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +503,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
