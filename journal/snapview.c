@@ -515,7 +515,9 @@ struct journal_snapfile {
 	size_t nmap;
 	struct { uint64_t interval; int fd; } store[8];   /* store files opened */
 	size_t nstore;
-	pthread_mutex_t lock;        /* the map and the store fds */
+	off_t seq_end;               /* end of the furthest read of the current stream */
+	off_t ra_end;                /* readahead hinted up to here */
+	pthread_mutex_t lock;        /* the map, the store fds, seq_end and ra_end */
 };
 
 static int load_map(struct journal_snapfile *f)
@@ -685,6 +687,58 @@ static int copy_appeared(struct journal_snapfile *f, uint64_t chunk)
 	return r;
 }
 
+/*
+ * A snapshot file read in order reads its live file and its store files in
+ * strides (every other chunk from each, after overwriting every other one),
+ * which the backing filesystem's readahead does not see as sequential: each
+ * chunk would become a small synchronous read. So when the reads form a
+ * stream, ask for each fd's own chunks of the next SNAP_RA_WINDOW bytes,
+ * one hint per run of chunks from one fd, a batch at a time.
+ */
+#define SNAP_RA_WINDOW ((off_t)8 << 20)
+#define SNAP_RA_BATCH  ((off_t)2 << 20)
+
+/* Called with the stripe lock held shared and f->lock held. */
+static void snap_readahead(struct journal_snapfile *f, off_t off, off_t end)
+{
+	off_t from, to, run;
+	int run_fd = -1;
+
+	/*
+	 * In the stream: at or before the furthest end read so far, not far
+	 * behind it (several FUSE workers serve the kernel's readahead out
+	 * of order). Elsewhere: a new stream may start at `end`.
+	 */
+	if (off > f->seq_end || off + SNAP_RA_WINDOW < f->seq_end) {
+		f->seq_end = end;
+		f->ra_end = end;
+		if (off != 0)
+			return;
+	}
+	f->seq_end = UTIL_MAX(f->seq_end, end);
+	from = UTIL_MAX(f->ra_end, f->seq_end);
+	to = UTIL_MIN(f->seq_end + SNAP_RA_WINDOW, f->size);
+	if (to - from < SNAP_RA_BATCH && to < f->size)
+		return;
+	if (to <= from)
+		return;
+	f->ra_end = to;
+	from = from / CHUNK * CHUNK;
+	run = from;
+	for (off_t pos = from; pos < to; pos += CHUNK) {
+		int fd = chunk_fd(f, (uint64_t)(pos / CHUNK));
+
+		if (fd == run_fd)
+			continue;
+		if (run_fd >= 0)
+			posix_fadvise(run_fd, run, pos - run, POSIX_FADV_WILLNEED);
+		run_fd = fd;
+		run = pos;
+	}
+	if (run_fd >= 0)
+		posix_fadvise(run_fd, run, to - run, POSIX_FADV_WILLNEED);
+}
+
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off)
 {
 	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
@@ -697,6 +751,11 @@ ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len,
 		return 0;
 	if ((off_t)len > f->size - off)
 		len = (size_t)(f->size - off);
+	pthread_rwlock_rdlock(lk);
+	pthread_mutex_lock(&f->lock);
+	snap_readahead(f, off, off + (off_t)len);
+	pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_unlock(lk);
 	while (done < len) {
 		off_t pos = off + (off_t)done;
 		uint64_t chunk = (uint64_t)(pos / CHUNK);
