@@ -515,9 +515,16 @@ struct journal_snapfile {
 	size_t nmap;
 	struct { uint64_t interval; int fd; } store[8];   /* store files opened */
 	size_t nstore;
+	/*
+	 * Readahead hints are issued without f->lock, on the store fds they
+	 * name: one evicted meanwhile is closed only once none is in flight.
+	 */
+	unsigned busy;
+	int *dead;                   /* evicted store fds to close when !busy */
+	size_t ndead;
 	off_t seq_end;               /* end of the furthest read of the current stream */
 	off_t ra_end;                /* readahead hinted up to here */
-	pthread_mutex_t lock;        /* the map, the store fds, seq_end and ra_end */
+	pthread_mutex_t lock;        /* all the above but j, ino, seq, size, live_fd, obj */
 };
 
 static int load_map(struct journal_snapfile *f)
@@ -620,7 +627,18 @@ static int store_fd(struct journal_snapfile *f, uint64_t interval)
 	if (fd < 0)
 		return -errno;
 	if (f->nstore == UTIL_ARRAY_SIZE(f->store)) {
-		close(f->store[0].fd);
+		if (f->busy) {
+			int *nd = realloc(f->dead, (f->ndead + 1) * sizeof(*nd));
+
+			if (!nd) {
+				close(fd);
+				return -ENOMEM;
+			}
+			f->dead = nd;
+			f->dead[f->ndead++] = f->store[0].fd;
+		} else {
+			close(f->store[0].fd);
+		}
 		memmove(&f->store[0], &f->store[1], sizeof(f->store[0]) * (f->nstore - 1));
 		f->nstore--;
 	}
@@ -696,13 +714,25 @@ static int copy_appeared(struct journal_snapfile *f, uint64_t chunk)
  * one hint per run of chunks from one fd, a batch at a time.
  */
 #define SNAP_RA_WINDOW ((off_t)8 << 20)
-#define SNAP_RA_BATCH  ((off_t)2 << 20)
+#define SNAP_RA_BATCH  ((off_t)1 << 20)
+#define SNAP_RA_RUNS   ((size_t)(SNAP_RA_WINDOW / CHUNK) + 1)
 
-/* Called with the stripe lock held shared and f->lock held. */
-static void snap_readahead(struct journal_snapfile *f, off_t off, off_t end)
+struct ra_run {
+	int fd;
+	off_t off, len;
+};
+
+/*
+ * The hints a read of [off, end) calls for, into `run` (SNAP_RA_RUNS long).
+ * Called with the stripe lock held shared and f->lock held; the caller
+ * pins the fds (f->busy) and issues them after unlocking: each hint starts
+ * I/O and takes a while, and a reader should not wait for it.
+ */
+static size_t snap_ra_plan(struct journal_snapfile *f, off_t off, off_t end, struct ra_run *run)
 {
-	off_t from, to, run;
-	int run_fd = -1;
+	size_t n = 0;
+	off_t from, to;
+	int prev = -1;
 
 	/*
 	 * In the stream: at or before the furthest end read so far, not far
@@ -713,36 +743,50 @@ static void snap_readahead(struct journal_snapfile *f, off_t off, off_t end)
 		f->seq_end = end;
 		f->ra_end = end;
 		if (off != 0)
-			return;
+			return 0;
 	}
 	f->seq_end = UTIL_MAX(f->seq_end, end);
 	from = UTIL_MAX(f->ra_end, f->seq_end);
 	to = UTIL_MIN(f->seq_end + SNAP_RA_WINDOW, f->size);
-	if (to - from < SNAP_RA_BATCH && to < f->size)
-		return;
-	if (to <= from)
-		return;
+	if (to <= from || (to - from < SNAP_RA_BATCH && to < f->size))
+		return 0;
 	f->ra_end = to;
-	from = from / CHUNK * CHUNK;
-	run = from;
-	for (off_t pos = from; pos < to; pos += CHUNK) {
+	for (off_t pos = from / CHUNK * CHUNK; pos < to; pos += CHUNK) {
 		int fd = chunk_fd(f, (uint64_t)(pos / CHUNK));
 
-		if (fd == run_fd)
-			continue;
-		if (run_fd >= 0)
-			posix_fadvise(run_fd, run, pos - run, POSIX_FADV_WILLNEED);
-		run_fd = fd;
-		run = pos;
+		if (fd >= 0 && fd == prev)
+			run[n - 1].len = UTIL_MIN(pos + CHUNK, to) - run[n - 1].off;
+		else if (fd >= 0)   /* not a hole, nor an error */
+			run[n++] = (struct ra_run){ .fd = fd, .off = pos,
+						    .len = UTIL_MIN(pos + CHUNK, to) - pos };
+		prev = fd;
 	}
-	if (run_fd >= 0)
-		posix_fadvise(run_fd, run, to - run, POSIX_FADV_WILLNEED);
+	return n;
+}
+
+static void snap_ra_issue(const struct ra_run *run, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		posix_fadvise(run[i].fd, run[i].off, run[i].len, POSIX_FADV_WILLNEED);
+}
+
+/* Drop a pin (f->busy) on the store fds; the last one closes the evicted. */
+static void snap_unpin(struct journal_snapfile *f)
+{
+	pthread_mutex_lock(&f->lock);
+	if (--f->busy == 0) {
+		for (size_t i = 0; i < f->ndead; i++)
+			close(f->dead[i]);
+		f->ndead = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
 }
 
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off)
 {
 	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
-	size_t done = 0;
+	struct ra_run run[SNAP_RA_RUNS];
+	size_t done = 0, nrun;
 	char *p = buf;
 
 	if (off < 0)
@@ -751,11 +795,6 @@ ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len,
 		return 0;
 	if ((off_t)len > f->size - off)
 		len = (size_t)(f->size - off);
-	pthread_rwlock_rdlock(lk);
-	pthread_mutex_lock(&f->lock);
-	snap_readahead(f, off, off + (off_t)len);
-	pthread_mutex_unlock(&f->lock);
-	pthread_rwlock_unlock(lk);
 	while (done < len) {
 		off_t pos = off + (off_t)done;
 		uint64_t chunk = (uint64_t)(pos / CHUNK);
@@ -797,6 +836,15 @@ ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len,
 			memset(p + done + got, 0, n - (size_t)got);
 		done += n;
 	}
+	/* After the read: the caller has its data sooner. */
+	pthread_rwlock_rdlock(lk);
+	pthread_mutex_lock(&f->lock);
+	f->busy++;   /* before the plan: it may evict a store fd already in run */
+	nrun = snap_ra_plan(f, off, off + (off_t)len, run);
+	pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_unlock(lk);
+	snap_ra_issue(run, nrun);
+	snap_unpin(f);
 	return (ssize_t)done;
 }
 
@@ -841,6 +889,9 @@ void journal_snapfile_close(struct journal_snapfile *f)
 		close(f->live_fd);
 	for (size_t i = 0; i < f->nstore; i++)
 		close(f->store[i].fd);
+	for (size_t i = 0; i < f->ndead; i++)
+		close(f->dead[i]);
+	free(f->dead);
 	if (f->obj)
 		obj_put(f->obj);
 	free(f->map);
