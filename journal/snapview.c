@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,6 +506,12 @@ struct chunk_src {
 };
 
 struct journal_snapfile {
+	/*
+	 * The opener's reference, and one per journal_snapfile_read_segs()
+	 * in flight: once it has replied, the kernel may release the file
+	 * while it still issues its readahead hints.
+	 */
+	atomic_uint refs;
 	struct journal *j;
 	uint64_t ino, seq;
 	off_t size;
@@ -516,8 +523,9 @@ struct journal_snapfile {
 	struct { uint64_t interval; int fd; } store[8];   /* store files opened */
 	size_t nstore;
 	/*
-	 * Readahead hints are issued without f->lock, on the store fds they
-	 * name: one evicted meanwhile is closed only once none is in flight.
+	 * Readahead hints and replies (journal_snapfile_read_segs) use store
+	 * fds without f->lock: one evicted meanwhile is closed only once none
+	 * is in flight.
 	 */
 	unsigned busy;
 	int *dead;                   /* evicted store fds to close when !busy */
@@ -586,6 +594,7 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
+	atomic_init(&f->refs, 1);
 	f->j = j;
 	f->ino = ino;
 	f->live_fd = -1;
@@ -848,6 +857,154 @@ ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len,
 	return (ssize_t)done;
 }
 
+/* What a read past the end of a source gives: it was a hole (or zeros) then. */
+static const char snap_zeros[JOURNAL_CHUNK_SIZE];
+
+struct src_size {
+	int fd;
+	off_t size;
+};
+
+/* Size of `fd` now, looked up once per fd and request in `cache`. */
+static int seg_src_size(struct src_size *cache, size_t *ncache, int fd, off_t *ret)
+{
+	struct stat st;
+
+	for (size_t i = 0; i < *ncache; i++)
+		if (cache[i].fd == fd) {
+			*ret = cache[i].size;
+			return 0;
+		}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	cache[*ncache].fd = fd;
+	cache[*ncache].size = st.st_size;
+	(*ncache)++;
+	*ret = st.st_size;
+	return 0;
+}
+
+static void seg_add(struct journal_snapseg *seg, size_t *nseg, int fd, off_t pos,
+		    const void *mem, size_t len)
+{
+	struct journal_snapseg *last = *nseg ? &seg[*nseg - 1] : NULL;
+
+	if (len == 0)
+		return;
+	if (last && fd >= 0 && last->fd == fd && last->pos + (off_t)last->len == pos) {
+		last->len += len;
+		return;
+	}
+	seg[(*nseg)++] = (struct journal_snapseg){ .fd = fd, .pos = pos, .mem = mem, .len = len };
+}
+
+/*
+ * The segments of [off, off + len), which is inside the file. Called with
+ * the stripe lock held shared and f->lock held; `seg` has room for two per
+ * chunk.
+ */
+static int snap_segments(struct journal_snapfile *f, size_t len, off_t off,
+			 struct journal_snapseg *seg, size_t *ret_nseg)
+{
+	struct src_size src[JOURNAL_SNAPFILE_IO_MAX / JOURNAL_CHUNK_SIZE + 1];
+	size_t nsrc = 0, nseg = 0, done = 0;
+
+	while (done < len) {
+		off_t pos = off + (off_t)done, src_size = 0;
+		uint64_t chunk = (uint64_t)(pos / CHUNK);
+		size_t n = (size_t)UTIL_MIN((off_t)(len - done), (off_t)(chunk + 1) * CHUNK - pos);
+		size_t have;
+		int fd, r;
+
+		fd = chunk_fd(f, chunk);
+		if (fd == -ENOENT) {   /* a store file of holes only: freed (see chunk_fd) */
+			seg_add(seg, &nseg, -1, 0, snap_zeros, n);
+			done += n;
+			continue;
+		}
+		if (fd < 0)
+			return fd;
+		/* An fd buffer cannot give the zeros past the source's end. */
+		r = seg_src_size(src, &nsrc, fd, &src_size);
+		if (r < 0)
+			return r;
+		have = pos >= src_size ? 0 : (size_t)UTIL_MIN((off_t)n, src_size - pos);
+		seg_add(seg, &nseg, fd, pos, NULL, have);
+		seg_add(seg, &nseg, -1, 0, snap_zeros, n - have);
+		done += n;
+	}
+	*ret_nseg = nseg;
+	return 0;
+}
+
+/* A journal another process writes: copy_appeared() needs the data read. */
+static int snap_read_segs_buffered(struct journal_snapfile *f, size_t len, off_t off,
+				   journal_snapseg_fn reply, void *arg)
+{
+	struct journal_snapseg seg = { .fd = -1 };
+	ssize_t got;
+	void *buf;
+	int r;
+
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	got = journal_snapfile_read(f, buf, len, off);
+	if (got < 0) {
+		free(buf);
+		return (int)got;
+	}
+	seg.mem = buf;
+	seg.len = (size_t)got;
+	r = reply(arg, &seg, got ? 1 : 0);
+	free(buf);
+	return r;
+}
+
+int journal_snapfile_read_segs(struct journal_snapfile *f, size_t len, off_t off,
+			       journal_snapseg_fn reply, void *arg)
+{
+	struct journal_snapseg seg[2 * (JOURNAL_SNAPFILE_IO_MAX / JOURNAL_CHUNK_SIZE + 1)];
+	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
+	struct ra_run run[SNAP_RA_RUNS];
+	size_t nseg = 0, nrun;
+	int r;
+
+	if (off < 0)
+		return -EINVAL;
+	len = UTIL_MIN(len, (size_t)JOURNAL_SNAPFILE_IO_MAX);
+	if (off >= f->size)
+		return reply(arg, NULL, 0);
+	if ((off_t)len > f->size - off)
+		len = (size_t)(f->size - off);
+	if (f->j->flags & JOURNAL_OPEN_READONLY)
+		return snap_read_segs_buffered(f, len, off, reply, arg);
+	/*
+	 * The stripe lock, shared, stays held until `reply` has consumed the
+	 * data: a copy-on-write of one of these chunks (preserve_range(),
+	 * exclusive) would otherwise be free to record the copy and let the
+	 * live chunk be overwritten between our lookup and the splice, and we
+	 * would send the new data. Holding it across the reply is the price
+	 * of not copying; the reply only splices page cache pages (or waits
+	 * for them to be read) into /dev/fuse and never waits for a writer.
+	 */
+	atomic_fetch_add(&f->refs, 1);   /* dropped below, by journal_snapfile_close() */
+	pthread_rwlock_rdlock(lk);
+	pthread_mutex_lock(&f->lock);
+	f->busy++;   /* before the lookups: they may evict a store fd already in seg */
+	r = snap_segments(f, len, off, seg, &nseg);
+	nrun = r < 0 ? 0 : snap_ra_plan(f, off, off + (off_t)len, run);
+	pthread_mutex_unlock(&f->lock);
+	if (r >= 0)
+		r = reply(arg, seg, nseg);
+	pthread_rwlock_unlock(lk);
+	/* After the reply: the kernel can send the next read meanwhile. */
+	snap_ra_issue(run, nrun);
+	snap_unpin(f);
+	journal_snapfile_close(f);
+	return r;
+}
+
 off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence)
 {
 	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
@@ -883,7 +1040,7 @@ off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence)
 
 void journal_snapfile_close(struct journal_snapfile *f)
 {
-	if (!f)
+	if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
 	if (f->live_fd >= 0)
 		close(f->live_fd);
