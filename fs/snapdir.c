@@ -610,23 +610,62 @@ void fs_snap_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+struct snap_reply {
+	fuse_req_t req;
+	bool replied;
+};
+
+/*
+ * Called with the chunks' stripe lock held (see journal_snapfile_read_segs):
+ * libfuse splices the fd segments to /dev/fuse inside fuse_reply_data(), so
+ * the data is sent before a copy-on-write can overwrite it, and we copy none.
+ */
+static int snap_reply_segs(void *arg, const struct journal_snapseg *seg, size_t nseg)
+{
+	struct snap_reply *sr = arg;
+	struct fuse_bufvec *bv;
+	int r;
+
+	if (nseg == 0) {
+		sr->replied = true;
+		return fuse_reply_buf(sr->req, NULL, 0);
+	}
+	bv = calloc(1, sizeof(*bv) + nseg * sizeof(bv->buf[0]));
+	if (!bv)
+		return -ENOMEM;
+	bv->count = nseg;
+	for (size_t i = 0; i < nseg; i++) {
+		bv->buf[i].size = seg[i].len;
+		if (seg[i].fd >= 0) {
+			bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			bv->buf[i].fd = seg[i].fd;
+			bv->buf[i].pos = seg[i].pos;
+		} else {
+			bv->buf[i].mem = (void *)seg[i].mem;   /* only read from */
+		}
+	}
+	/*
+	 * No FUSE_BUF_SPLICE_MOVE (which lets the kernel try to steal the
+	 * backing files' page cache pages): with it, cold reads of a
+	 * half-CoW file measured ~700 MiB/s, without it ~1100.
+	 */
+	sr->replied = true;
+	r = fuse_reply_data(sr->req, bv, 0);
+	free(bv);
+	return r;
+}
+
 void fs_snap_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct journal_snapfile *f = (struct journal_snapfile *)(uintptr_t)fi->fh;
-	ssize_t got;
-	char *buf;
+	struct snap_reply sr = { .req = req };
+	int r;
 
 	size = UTIL_MIN(size, (size_t)FS_SNAP_IO_MAX);
-	buf = malloc(size ? size : 1);
-	if (!buf)
-		return (void) fuse_reply_err(req, ENOMEM);
-	got = journal_snapfile_read(f, buf, size, off);
-	if (got < 0)
-		fuse_reply_err(req, (int)-got);
-	else
-		fuse_reply_buf(req, buf, (size_t)got);
-	free(buf);
+	r = journal_snapfile_read_segs(f, size, off, snap_reply_segs, &sr);
+	if (!sr.replied)
+		fuse_reply_err(req, r < 0 ? -r : EIO);
 }
 
 void fs_snap_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

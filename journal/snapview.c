@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,6 +506,12 @@ struct chunk_src {
 };
 
 struct journal_snapfile {
+	/*
+	 * The opener's reference, and one per journal_snapfile_read_segs()
+	 * in flight: once it has replied, the kernel may release the file
+	 * while it still issues its readahead hints.
+	 */
+	atomic_uint refs;
 	struct journal *j;
 	uint64_t ino, seq;
 	off_t size;
@@ -515,7 +522,17 @@ struct journal_snapfile {
 	size_t nmap;
 	struct { uint64_t interval; int fd; } store[8];   /* store files opened */
 	size_t nstore;
-	pthread_mutex_t lock;        /* the map and the store fds */
+	/*
+	 * Readahead hints and replies (journal_snapfile_read_segs) use store
+	 * fds without f->lock: one evicted meanwhile is closed only once none
+	 * is in flight.
+	 */
+	unsigned busy;
+	int *dead;                   /* evicted store fds to close when !busy */
+	size_t ndead;
+	off_t seq_end;               /* end of the furthest read of the current stream */
+	off_t ra_end;                /* readahead hinted up to here */
+	pthread_mutex_t lock;        /* all the above but j, ino, seq, size, live_fd, obj */
 };
 
 static int load_map(struct journal_snapfile *f)
@@ -577,6 +594,7 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
+	atomic_init(&f->refs, 1);
 	f->j = j;
 	f->ino = ino;
 	f->live_fd = -1;
@@ -618,7 +636,18 @@ static int store_fd(struct journal_snapfile *f, uint64_t interval)
 	if (fd < 0)
 		return -errno;
 	if (f->nstore == UTIL_ARRAY_SIZE(f->store)) {
-		close(f->store[0].fd);
+		if (f->busy) {
+			int *nd = realloc(f->dead, (f->ndead + 1) * sizeof(*nd));
+
+			if (!nd) {
+				close(fd);
+				return -ENOMEM;
+			}
+			f->dead = nd;
+			f->dead[f->ndead++] = f->store[0].fd;
+		} else {
+			close(f->store[0].fd);
+		}
 		memmove(&f->store[0], &f->store[1], sizeof(f->store[0]) * (f->nstore - 1));
 		f->nstore--;
 	}
@@ -685,10 +714,88 @@ static int copy_appeared(struct journal_snapfile *f, uint64_t chunk)
 	return r;
 }
 
+/*
+ * A snapshot file read in order reads its live file and its store files in
+ * strides (every other chunk from each, after overwriting every other one),
+ * which the backing filesystem's readahead does not see as sequential: each
+ * chunk would become a small synchronous read. So when the reads form a
+ * stream, ask for each fd's own chunks of the next SNAP_RA_WINDOW bytes,
+ * one hint per run of chunks from one fd, a batch at a time.
+ */
+#define SNAP_RA_WINDOW ((off_t)8 << 20)
+#define SNAP_RA_BATCH  ((off_t)1 << 20)
+#define SNAP_RA_RUNS   ((size_t)(SNAP_RA_WINDOW / CHUNK) + 1)
+
+struct ra_run {
+	int fd;
+	off_t off, len;
+};
+
+/*
+ * The hints a read of [off, end) calls for, into `run` (SNAP_RA_RUNS long).
+ * Called with the stripe lock held shared and f->lock held; the caller
+ * pins the fds (f->busy) and issues them after unlocking: each hint starts
+ * I/O and takes a while, and a reader should not wait for it.
+ */
+static size_t snap_ra_plan(struct journal_snapfile *f, off_t off, off_t end, struct ra_run *run)
+{
+	size_t n = 0;
+	off_t from, to;
+	int prev = -1;
+
+	/*
+	 * In the stream: at or before the furthest end read so far, not far
+	 * behind it (several FUSE workers serve the kernel's readahead out
+	 * of order). Elsewhere: a new stream may start at `end`.
+	 */
+	if (off > f->seq_end || off + SNAP_RA_WINDOW < f->seq_end) {
+		f->seq_end = end;
+		f->ra_end = end;
+		if (off != 0)
+			return 0;
+	}
+	f->seq_end = UTIL_MAX(f->seq_end, end);
+	from = UTIL_MAX(f->ra_end, f->seq_end);
+	to = UTIL_MIN(f->seq_end + SNAP_RA_WINDOW, f->size);
+	if (to <= from || (to - from < SNAP_RA_BATCH && to < f->size))
+		return 0;
+	f->ra_end = to;
+	for (off_t pos = from / CHUNK * CHUNK; pos < to; pos += CHUNK) {
+		int fd = chunk_fd(f, (uint64_t)(pos / CHUNK));
+
+		if (fd >= 0 && fd == prev)
+			run[n - 1].len = UTIL_MIN(pos + CHUNK, to) - run[n - 1].off;
+		else if (fd >= 0)   /* not a hole, nor an error */
+			run[n++] = (struct ra_run){ .fd = fd, .off = pos,
+						    .len = UTIL_MIN(pos + CHUNK, to) - pos };
+		prev = fd;
+	}
+	return n;
+}
+
+static void snap_ra_issue(const struct ra_run *run, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		posix_fadvise(run[i].fd, run[i].off, run[i].len, POSIX_FADV_WILLNEED);
+}
+
+/* Drop a pin (f->busy) on the store fds; the last one closes the evicted. */
+static void snap_unpin(struct journal_snapfile *f)
+{
+	pthread_mutex_lock(&f->lock);
+	if (--f->busy == 0) {
+		for (size_t i = 0; i < f->ndead; i++)
+			close(f->dead[i]);
+		f->ndead = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off)
 {
 	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
-	size_t done = 0;
+	struct ra_run run[SNAP_RA_RUNS];
+	size_t done = 0, nrun;
 	char *p = buf;
 
 	if (off < 0)
@@ -738,7 +845,164 @@ ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len,
 			memset(p + done + got, 0, n - (size_t)got);
 		done += n;
 	}
+	/* After the read: the caller has its data sooner. */
+	pthread_rwlock_rdlock(lk);
+	pthread_mutex_lock(&f->lock);
+	f->busy++;   /* before the plan: it may evict a store fd already in run */
+	nrun = snap_ra_plan(f, off, off + (off_t)len, run);
+	pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_unlock(lk);
+	snap_ra_issue(run, nrun);
+	snap_unpin(f);
 	return (ssize_t)done;
+}
+
+/* What a read past the end of a source gives: it was a hole (or zeros) then. */
+static const char snap_zeros[JOURNAL_CHUNK_SIZE];
+
+struct src_size {
+	int fd;
+	off_t size;
+};
+
+/* Size of `fd` now, looked up once per fd and request in `cache`. */
+static int seg_src_size(struct src_size *cache, size_t *ncache, int fd, off_t *ret)
+{
+	struct stat st;
+
+	for (size_t i = 0; i < *ncache; i++)
+		if (cache[i].fd == fd) {
+			*ret = cache[i].size;
+			return 0;
+		}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	cache[*ncache].fd = fd;
+	cache[*ncache].size = st.st_size;
+	(*ncache)++;
+	*ret = st.st_size;
+	return 0;
+}
+
+static void seg_add(struct journal_snapseg *seg, size_t *nseg, int fd, off_t pos,
+		    const void *mem, size_t len)
+{
+	struct journal_snapseg *last = *nseg ? &seg[*nseg - 1] : NULL;
+
+	if (len == 0)
+		return;
+	if (last && fd >= 0 && last->fd == fd && last->pos + (off_t)last->len == pos) {
+		last->len += len;
+		return;
+	}
+	seg[(*nseg)++] = (struct journal_snapseg){ .fd = fd, .pos = pos, .mem = mem, .len = len };
+}
+
+/*
+ * The segments of [off, off + len), which is inside the file. Called with
+ * the stripe lock held shared and f->lock held; `seg` has room for two per
+ * chunk.
+ */
+static int snap_segments(struct journal_snapfile *f, size_t len, off_t off,
+			 struct journal_snapseg *seg, size_t *ret_nseg)
+{
+	struct src_size src[JOURNAL_SNAPFILE_IO_MAX / JOURNAL_CHUNK_SIZE + 1];
+	size_t nsrc = 0, nseg = 0, done = 0;
+
+	while (done < len) {
+		off_t pos = off + (off_t)done, src_size = 0;
+		uint64_t chunk = (uint64_t)(pos / CHUNK);
+		size_t n = (size_t)UTIL_MIN((off_t)(len - done), (off_t)(chunk + 1) * CHUNK - pos);
+		size_t have;
+		int fd, r;
+
+		fd = chunk_fd(f, chunk);
+		if (fd == -ENOENT) {   /* a store file of holes only: freed (see chunk_fd) */
+			seg_add(seg, &nseg, -1, 0, snap_zeros, n);
+			done += n;
+			continue;
+		}
+		if (fd < 0)
+			return fd;
+		/* An fd buffer cannot give the zeros past the source's end. */
+		r = seg_src_size(src, &nsrc, fd, &src_size);
+		if (r < 0)
+			return r;
+		have = pos >= src_size ? 0 : (size_t)UTIL_MIN((off_t)n, src_size - pos);
+		seg_add(seg, &nseg, fd, pos, NULL, have);
+		seg_add(seg, &nseg, -1, 0, snap_zeros, n - have);
+		done += n;
+	}
+	*ret_nseg = nseg;
+	return 0;
+}
+
+/* A journal another process writes: copy_appeared() needs the data read. */
+static int snap_read_segs_buffered(struct journal_snapfile *f, size_t len, off_t off,
+				   journal_snapseg_fn reply, void *arg)
+{
+	struct journal_snapseg seg = { .fd = -1 };
+	ssize_t got;
+	void *buf;
+	int r;
+
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	got = journal_snapfile_read(f, buf, len, off);
+	if (got < 0) {
+		free(buf);
+		return (int)got;
+	}
+	seg.mem = buf;
+	seg.len = (size_t)got;
+	r = reply(arg, &seg, got ? 1 : 0);
+	free(buf);
+	return r;
+}
+
+int journal_snapfile_read_segs(struct journal_snapfile *f, size_t len, off_t off,
+			       journal_snapseg_fn reply, void *arg)
+{
+	struct journal_snapseg seg[2 * (JOURNAL_SNAPFILE_IO_MAX / JOURNAL_CHUNK_SIZE + 1)];
+	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
+	struct ra_run run[SNAP_RA_RUNS];
+	size_t nseg = 0, nrun;
+	int r;
+
+	if (off < 0)
+		return -EINVAL;
+	len = UTIL_MIN(len, (size_t)JOURNAL_SNAPFILE_IO_MAX);
+	if (off >= f->size)
+		return reply(arg, NULL, 0);
+	if ((off_t)len > f->size - off)
+		len = (size_t)(f->size - off);
+	if (f->j->flags & JOURNAL_OPEN_READONLY)
+		return snap_read_segs_buffered(f, len, off, reply, arg);
+	/*
+	 * The stripe lock, shared, stays held until `reply` has consumed the
+	 * data: a copy-on-write of one of these chunks (preserve_range(),
+	 * exclusive) would otherwise be free to record the copy and let the
+	 * live chunk be overwritten between our lookup and the splice, and we
+	 * would send the new data. Holding it across the reply is the price
+	 * of not copying; the reply only splices page cache pages (or waits
+	 * for them to be read) into /dev/fuse and never waits for a writer.
+	 */
+	atomic_fetch_add(&f->refs, 1);   /* dropped below, by journal_snapfile_close() */
+	pthread_rwlock_rdlock(lk);
+	pthread_mutex_lock(&f->lock);
+	f->busy++;   /* before the lookups: they may evict a store fd already in seg */
+	r = snap_segments(f, len, off, seg, &nseg);
+	nrun = r < 0 ? 0 : snap_ra_plan(f, off, off + (off_t)len, run);
+	pthread_mutex_unlock(&f->lock);
+	if (r >= 0)
+		r = reply(arg, seg, nseg);
+	pthread_rwlock_unlock(lk);
+	/* After the reply: the kernel can send the next read meanwhile. */
+	snap_ra_issue(run, nrun);
+	snap_unpin(f);
+	journal_snapfile_close(f);
+	return r;
 }
 
 off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence)
@@ -776,12 +1040,15 @@ off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence)
 
 void journal_snapfile_close(struct journal_snapfile *f)
 {
-	if (!f)
+	if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
 	if (f->live_fd >= 0)
 		close(f->live_fd);
 	for (size_t i = 0; i < f->nstore; i++)
 		close(f->store[i].fd);
+	for (size_t i = 0; i < f->ndead; i++)
+		close(f->dead[i]);
+	free(f->dead);
 	if (f->obj)
 		obj_put(f->obj);
 	free(f->map);

@@ -363,8 +363,34 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 			  struct journal_snapfile **ret);
 /* pread semantics: short only at the snapshot's EOF; holes read as zeros. */
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off);
+/*
+ * A piece of a snapshot file's data: `len` bytes of `fd` at `pos` if
+ * fd >= 0, else at `mem`.
+ */
+struct journal_snapseg {
+	int fd;
+	off_t pos;
+	const void *mem;
+	size_t len;
+};
+#define JOURNAL_SNAPFILE_IO_MAX (1U << 20)
+typedef int (*journal_snapseg_fn)(void *arg, const struct journal_snapseg *seg, size_t nseg);
+/*
+ * journal_snapfile_read() without copying: hands [off, off + len) (at most
+ * JOURNAL_SNAPFILE_IO_MAX bytes; short only at EOF) to `reply` as `nseg`
+ * segments. The fds are borrowed for the call, and their data stays as the
+ * snapshot saw it until `reply` returns (copy-on-write of these chunks
+ * waits), so `reply` consumes it then, quickly, and waits for no other
+ * thread. Returns what `reply` returned, or -errno if it was not called.
+ */
+int journal_snapfile_read_segs(struct journal_snapfile *f, size_t len, off_t off,
+			       journal_snapseg_fn reply, void *arg);
 /* SEEK_DATA / SEEK_HOLE as the file was; -ENXIO past the end. */
 off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence);
+/*
+ * May be called while a journal_snapfile_read_segs() that has replied
+ * still runs: that call frees the file when it returns.
+ */
 void journal_snapfile_close(struct journal_snapfile *f);
 
 /* ---- replication support (DESIGN §5, docs/MIRRORING.md) ------------------- */

@@ -175,6 +175,90 @@ static void test_cow_truncate_punch_append(void **state)
 	fx_close(f);
 }
 
+/* Gathers what journal_snapfile_read_segs() hands over into one buffer. */
+struct seg_sink {
+	char buf[4 * CH + 64];
+	size_t len;
+	int calls;
+};
+
+static int seg_collect(void *arg, const struct journal_snapseg *seg, size_t nseg)
+{
+	struct seg_sink *k = arg;
+	struct stat st;
+
+	k->calls++;
+	for (size_t i = 0; i < nseg; i++) {
+		assert_true(k->len + seg[i].len <= sizeof(k->buf));
+		if (seg[i].fd >= 0) {
+			/* an fd segment never reaches past its source's end */
+			assert_int_equal(fstat(seg[i].fd, &st), 0);
+			assert_true(seg[i].pos + (off_t)seg[i].len <= st.st_size);
+			assert_int_equal(pread(seg[i].fd, k->buf + k->len, seg[i].len, seg[i].pos),
+					 (ssize_t)seg[i].len);
+		} else {
+			memcpy(k->buf + k->len, seg[i].mem, seg[i].len);
+		}
+		k->len += seg[i].len;
+	}
+	return 0;
+}
+
+/* The segments of a read give the bytes journal_snapfile_read() gives. */
+static void check_segs(struct journal_snapfile *sf, off_t off, size_t len)
+{
+	static struct seg_sink k;
+	static char want[sizeof(k.buf)];
+	ssize_t n;
+
+	memset(&k, 0, sizeof(k));
+	n = journal_snapfile_read(sf, want, len, off);
+	assert_true(n >= 0);
+	assert_int_equal(journal_snapfile_read_segs(sf, len, off, seg_collect, &k), 0);
+	assert_int_equal(k.calls, 1);
+	assert_int_equal(k.len, (size_t)n);
+	assert_memory_equal(k.buf, want, (size_t)n);
+}
+
+static void test_read_segs(void **state)
+{
+	struct fx *f = *state;
+	struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE };
+	struct journal_snapfile *sf;
+	uint64_t ino, s1;
+	int fd;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	put(f, ino, fd, 'x', 0, 4 * CH);
+	put(f, ino, fd, 'w', 2 * CH, 10);
+	/* holes in chunk 1 and in the last chunk, the file keeping its size */
+	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
+					   FALLOC_FL_KEEP_SIZE, CH, CH), 0);
+	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
+					   FALLOC_FL_KEEP_SIZE, 3 * CH, CH), 0);
+	s1 = snap(f, "s1");
+	put(f, ino, fd, 'z', 10, 20);                  /* chunk 0 -> store */
+	a.size = 2 * CH + 100;                         /* chunks 2, 3 -> store */
+	assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+	/* chunk 1 still live; chunk 3 is past the end of its store file */
+
+	assert_int_equal(journal_snapfile_open(f->j, s1, ino, &sf), 0);
+	check_segs(sf, 0, 4 * CH);
+	check_segs(sf, CH - 7, 2 * CH + 20);
+	check_segs(sf, 3 * CH + 5, CH);
+	check_segs(sf, 4 * CH - 1, 10);
+	check_segs(sf, 4 * CH, 10);                    /* at EOF: nothing */
+	journal_snapfile_close(sf);
+	/* and the same on a file read from the live one only */
+	assert_int_equal(journal_snapfile_open(f->j, snap(f, "s2"), ino, &sf), 0);
+	check_segs(sf, 0, 4 * CH);
+	check_segs(sf, 5, CH);
+	journal_snapfile_close(sf);
+	close(fd);
+	fx_close(f);
+}
+
 static void test_cow_attrs_orphans(void **state)
 {
 	struct fx *f = *state;
@@ -500,6 +584,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cow_overlapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_truncate_punch_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
