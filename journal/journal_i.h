@@ -182,6 +182,8 @@ struct jqueue {
 	struct jrec *recs;          /* protected by lock */
 	size_t n, cap;              /* protected by lock */
 	uint64_t last_ticket;       /* protected by lock: newest ticket handed out */
+	uint64_t names_ticket;      /* protected by lock: newest ticket of a record that
+				       changes the namespace (writer_flush_names()) */
 	uint64_t done_ticket;       /* protected by lock: newest ticket applied (or failed) */
 	int err;                    /* protected by lock: first batch error, sticky */
 	uint64_t err_ticket;        /* protected by lock: first ticket of the failed batch */
@@ -241,6 +243,10 @@ struct journal {
 
 	struct objtab objs;         /* protected by obj_lock */
 	atomic_uint_fast64_t next_ino;  /* next jino to hand out */
+	/* highest jino below JOURNAL_LOCAL_INO_BASE any object ever had (rows,
+	   dead ones included, and the table): a receiver's requested jino above
+	   it was never used (mutate.c claim_ino()) */
+	atomic_uint_fast64_t source_ino_max;
 	atomic_uint_fast64_t interval;  /* current snapshot interval (meta.interval) */
 	atomic_uint_fast64_t committed_seq;  /* newest committed change seq */
 	atomic_bool failed;         /* a batch failed: mutations return -EIO (q.err says why) */
@@ -297,6 +303,13 @@ int writer_submit(struct journal *j, struct jrec *r, uint64_t *ret_ticket);
 int writer_wait(struct journal *j, uint64_t ticket);
 /* Submit and wait. */
 int writer_submit_wait(struct journal *j, struct jrec *r);
+/*
+ * Wait until every namespace record queued so far (names created, moved or
+ * removed) is applied: then the namespace rows, and the paths built from
+ * them, are current. Cheaper than journal_flush() while data records keep
+ * coming: those are not waited for.
+ */
+int writer_flush_names(struct journal *j);
 /* Coalescing WRITE submission for journal_write_done(); never waits. */
 void writer_submit_write(struct journal *j, struct jobj *o, int64_t off, int64_t len);
 /* Sticky error of the writer (0 if healthy). */

@@ -143,6 +143,17 @@ static int objtab_resize(struct journal *j, size_t nb)
 	return 0;
 }
 
+/* The table or a row holds `ino`: keep source_ino_max above it (journal_i.h). */
+static void raise_source_ino_max(struct journal *j, uint64_t ino)
+{
+	uint64_t cur = atomic_load(&j->source_ino_max);
+
+	if (ino >= JOURNAL_LOCAL_INO_BASE)
+		return;
+	while (cur < ino && !atomic_compare_exchange_weak(&j->source_ino_max, &cur, ino))
+		;
+}
+
 static int insert_locked(struct journal *j, struct jobj *o, bool unique, struct jobj **ret_existing)
 {
 	struct jobj **slot, *old;
@@ -175,6 +186,7 @@ static int insert_locked(struct journal *j, struct jobj *o, bool unique, struct 
 	j->objs.by_ino[h] = o;
 	j->objs.count++;
 	obj_ref(o);
+	raise_source_ino_max(j, o->ino);
 	return 0;
 }
 
@@ -249,6 +261,17 @@ int obj_load(struct journal *j, sqlite3 *db)
 		return journal_err(rc);
 	while ((int64_t)nb < count)
 		nb *= 2;
+	/* every row counts, dead ones too: their jinos are never handed out again */
+	rc = sqlite3_prepare_v2(db, "SELECT max(ino) FROM objects WHERE ino < ?1", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return journal_err(rc);
+	sqlite3_bind_int64(s, 1, (int64_t)JOURNAL_LOCAL_INO_BASE);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		raise_source_ino_max(j, (uint64_t)sqlite3_column_int64(s, 0));
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return journal_err(rc);
 
 	pthread_rwlock_wrlock(&j->obj_lock);
 	if (j->objs.nbuckets < nb)
