@@ -814,9 +814,16 @@ static int journal_load(struct journal *j, struct jconn *c)
 	if (r < 0)
 		return r == -ENOENT ? -EUCLEAN : r;
 	atomic_store(&j->interval, (uint64_t)v);
-	r = obj_load(j, c->db);
-	if (r < 0)
-		return r;
+	/*
+	 * A configuration open reads peers, snapshots and their status, never
+	 * an object: loading every object would make `mirrorfs sync` and
+	 * `peer add` cost O(tree) each time while a daemon runs.
+	 */
+	if (!(j->flags & JOURNAL_OPEN_CONFIG)) {
+		r = obj_load(j, c->db);
+		if (r < 0)
+			return r;
+	}
 	return cow_refresh_watermark(j, c);
 }
 

@@ -53,8 +53,10 @@ enum journal_open_flags {
 					    (call journal_start() after fork/daemonize) */
 	JOURNAL_OPEN_CONFIG = 1 << 2,    /* configuration only (peers), while another
 					    process holds the journal: no lock, no
-					    writer, no adoption or recovery, and every
-					    tree mutation fails with -EROFS */
+					    writer, no adoption or recovery, no objects
+					    loaded (snapshots, peers and their status
+					    only), and every tree mutation fails with
+					    -EROFS */
 };
 
 struct journal_open_opts {
