@@ -11,8 +11,11 @@
  *
  *   UNLINK, deepest first: surviving object, first time → RENAME to staging;
  *                          otherwise UNLINK / RMDIR
- *   CREATE:                CREATE in staging
- *   LINK, shallowest first: object in staging → RENAME out; else LINK
+ *   CREATE:                CREATE in place if journal_diff names an entry whose
+ *                          directory exists by then (the first LINK of it is
+ *                          then done), else CREATE in staging
+ *   LINK, shallowest first: created in place, its entry → nothing; object in
+ *                          staging → RENAME out; else LINK
  *   end of links:          objects still in staging kept another name → UNLINK
  *   DATA:                  DATA / PUNCH from the `to` view, by SEEK_DATA/SEEK_HOLE
  *   ATTR:                  SETATTR; REMOVEXATTR/SETXATTR for what differs from `from`
@@ -248,7 +251,13 @@ static int on_create(struct send *s, const struct journal_diff *d)
 		target[len] = '\0';
 		c.target = target;
 	}
-	staging_name(d->ino, sname);
+	if (d->name) {
+		/* in place: one create instead of a create and a rename, no huge staging dir */
+		c.parent = d->parent;
+		c.name = d->name;
+	} else {
+		staging_name(d->ino, sname);
+	}
 	c.mode = st.st_mode & (S_IFMT | 07777);
 	c.uid = st.st_uid;
 	c.gid = st.st_gid;
@@ -256,7 +265,7 @@ static int on_create(struct send *s, const struct journal_diff *d)
 		c.rdev_major = major(st.st_rdev);
 		c.rdev_minor = minor(st.st_rdev);
 	}
-	r = inoset_add(&s->staging, d->ino);
+	r = inoset_add(d->name ? &s->placed : &s->staging, d->ino);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot track inode %" PRIu64, d->ino);
 	r = repl_writer_create(s->w, &c);
@@ -268,6 +277,9 @@ static int on_link(struct send *s, const struct journal_diff *d)
 	char sname[STAGING_NAME_MAX];
 	int r;
 
+	/* journal_diff gave CREATE this object's first LINK: this one */
+	if (inoset_del(&s->placed, d->ino))
+		return 0;
 	if (inoset_del(&s->staging, d->ino)) {
 		struct repl_rename rn = {
 			.ino = d->ino, .old_parent = JOURNAL_STAGING_INO, .old_name = sname,
@@ -560,6 +572,7 @@ out:
 		};
 	}
 	free(s.staging.v);
+	free(s.placed.v);
 	free(s.buf);
 	repl_reader_free(rd);
 	repl_writer_free(s.w);

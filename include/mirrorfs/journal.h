@@ -386,8 +386,9 @@ struct journal_diff {
 	enum journal_diff_kind kind;
 	uint64_t ino;
 	uint32_t type;        /* S_IFMT bits of ino */
-	uint64_t parent;      /* UNLINK, LINK: the entry's directory */
-	const char *name;     /* UNLINK, LINK: borrowed, valid during the callback */
+	uint64_t parent;      /* UNLINK, LINK: the entry's directory; CREATE: see below */
+	const char *name;     /* UNLINK, LINK: borrowed, valid during the callback;
+				 CREATE: NULL, or the object's first LINK (below) */
 	bool survives;        /* UNLINK: ino is still alive in `to` */
 	uint64_t off, len;    /* DATA: clipped to the size in `to` (len > 0) */
 };
@@ -398,6 +399,11 @@ struct journal_diff {
  *   1. UNLINK of every entry alive in `from` and not in `to`, deepest
  *      first (depth in `from`), then by (parent, name);
  *   2. CREATE of every object alive in `to` and not in `from`, by jino;
+ *      with the (parent, name) of its first entry in LINK order if that
+ *      directory exists at this point (not created in the interval, or
+ *      created with a smaller jino), so the object can be created in place
+ *      (the name is free: its old holder went in 1); journal_diff_scan()
+ *      gives no name;
  *   3. LINK of every entry alive in `to` and not in `from`, shallowest
  *      first (depth in `to`: parents before children), then (parent, name);
  *   4. DATA of every changed range of a regular file, merged, by (jino,
