@@ -589,10 +589,20 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 		r = obj_row(c, ino, &o);
 	if (r >= 0 && o.type != S_IFREG)
 		r = o.type == S_IFDIR ? -EISDIR : -EINVAL;
-	if (r >= 0)
-		r = snap_stat_conn(j, c, f->seq, ino, &st);
+	if (r >= 0 && !seen_at(&o, f->seq))
+		r = -ENOENT;
 	if (r >= 0)
 		r = sv_open_obj(j, c, ino, &o, O_RDONLY, &f->live_fd);
+	/* the size as snap_stat_conn() finds it, without opening the object twice */
+	if (r >= 0) {
+		memset(&st, 0, sizeof(st));
+		r = preserved_attr(c, ino, f->seq, &st, NULL, NULL);
+	}
+	if (r == 0) {
+		r = fstat(f->live_fd, &st) < 0 ? -errno : 0;
+		if (r == 0 && (j->flags & JOURNAL_OPEN_READONLY))
+			r = preserved_attr(c, ino, f->seq, &st, NULL, NULL);
+	}
 	db_conn_put(j, c);
 	if (r < 0)
 		goto fail;
@@ -683,6 +693,11 @@ static int copy_appeared(struct journal_snapfile *f, uint64_t chunk)
 	}
 	db_conn_put(f->j, c);
 	return r;
+}
+
+off_t journal_snapfile_size(const struct journal_snapfile *f)
+{
+	return f->size;
 }
 
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off)

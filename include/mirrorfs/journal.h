@@ -348,6 +348,8 @@ ssize_t journal_snap_listxattr(struct journal *j, uint64_t snap_id, uint64_t ino
 struct journal_snapfile;
 int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 			  struct journal_snapfile **ret);
+/* Its size in the snapshot (what journal_snap_stat() says). */
+off_t journal_snapfile_size(const struct journal_snapfile *f);
 /* pread semantics: short only at the snapshot's EOF; holes read as zeros. */
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off);
 /* SEEK_DATA / SEEK_HOLE as the file was; -ENXIO past the end. */
