@@ -96,6 +96,16 @@ int obj_insert(struct journal *j, struct jobj *o, bool unique, struct jobj **ret
 void obj_remove(struct journal *j, struct jobj *o);
 /* Load every live object from `db` (single-threaded, at open). */
 int obj_load(struct journal *j, sqlite3 *db);
+/* Set source_ino_max from the rows (at open). */
+int obj_load_source_ino_max(struct journal *j, sqlite3 *db);
+/*
+ * Take over the objects of `from` (a closed journal's, of the same tree,
+ * nobody wrote to since), as obj_load() would have loaded them: no dirty
+ * marks (the clean close removed them), no write row to extend.
+ */
+void objtab_adopt(struct journal *j, struct objtab *from);
+/* Drop the table's references and free it; it is empty afterwards. */
+void objtab_release(struct objtab *t);
 void objtab_free(struct journal *j);
 /* Call fn for every live object (obj_lock held shared: fn must not lock). */
 void obj_foreach(struct journal *j, void (*fn)(void *arg, struct jobj *o), void *arg);
@@ -233,6 +243,8 @@ struct journal {
 	int state_fd;               /* immutable: BACKING/.mirrorfs */
 	int lock_fd;                /* immutable: flock'ed, -1 if READONLY */
 	uint64_t root_dev;          /* immutable */
+	uint64_t root_bino;         /* immutable: backing st_ino of the root */
+	int64_t opens;              /* immutable: meta.opens as this open set it (read-write) */
 	unsigned flags;             /* immutable: enum journal_open_flags */
 	char source_id[37];         /* immutable */
 

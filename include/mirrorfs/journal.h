@@ -59,11 +59,21 @@ enum journal_open_flags {
 					    -EROFS */
 };
 
+/* What journal_close_keep() leaves for the next open of the same tree. */
+struct journal_keep;
+
 struct journal_open_opts {
 	unsigned flags;
 	/* Called now and then during the first-mount adoption scan (may be NULL). */
 	void (*progress)(void *arg, uint64_t entries_scanned);
 	void *progress_arg;
+	/*
+	 * From journal_close_keep() in this process (may be NULL); taken over
+	 * (freed) in every case. A read-write open of the same backing root
+	 * that no other process opened for writing since reuses its objects
+	 * instead of loading them all.
+	 */
+	struct journal_keep *keep;
 };
 
 /*
@@ -85,6 +95,16 @@ int journal_start(struct journal *j);
  * flushing (the journal is freed regardless).
  */
 int journal_close(struct journal *j);
+/*
+ * journal_close(), but keep the table of objects for the next
+ * journal_open() of the same tree in this process (opts.keep): a receiver
+ * that opens a big replica for each stream then pays for what the stream
+ * changes, not for the size of the tree. *ret_keep is NULL if the journal
+ * was read-only or did not close cleanly.
+ */
+int journal_close_keep(struct journal *j, struct journal_keep **ret_keep);
+/* NULL-safe. */
+void journal_keep_free(struct journal_keep *k);
 
 /* Phrase for a journal error code, e.g. "journal is corrupt". */
 const char *journal_strerror(int r);
