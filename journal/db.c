@@ -472,6 +472,18 @@ static void db_pool_drain(struct journal *j)
 	}
 }
 
+void db_read_begin(struct jconn *c)
+{
+	if (sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+}
+
+void db_read_restart(struct jconn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "COMMIT; BEGIN", NULL, NULL, NULL);
+}
+
 void db_conn_put(struct journal *j, struct jconn *c)
 {
 	if (!c)
@@ -479,6 +491,8 @@ void db_conn_put(struct journal *j, struct jconn *c)
 	for (int i = 0; i < ST__MAX; i++)
 		if (c->st[i])
 			sqlite3_reset(c->st[i]);
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);   /* db_read_begin() */
 	pthread_mutex_lock(&j->pool_lock);
 	if (j->pool_idle < DB_POOL_MAX_IDLE) {
 		c->next = j->pool;

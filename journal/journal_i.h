@@ -148,6 +148,14 @@ int db_exec(sqlite3 *db, const char *sql);
 /* A read-only connection from the pool; give it back with db_conn_put(). */
 int db_conn_get(struct journal *j, struct jconn **ret);
 void db_conn_put(struct journal *j, struct jconn *c);
+/*
+ * Several queries on `c` read one snapshot in one read transaction: the
+ * WAL read lock (a few fcntl calls) is taken once, not per statement.
+ * db_conn_put() ends it; db_read_restart() moves it to the newest commit.
+ * Best effort: without it every statement is its own transaction.
+ */
+void db_read_begin(struct jconn *c);
+void db_read_restart(struct jconn *c);
 void db_conn_close(struct jconn *c);
 /* Bind a name as a BLOB of its exact bytes (NULL binds NULL). */
 int db_bind_name(sqlite3_stmt *s, int idx, const char *name);

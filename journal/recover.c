@@ -208,6 +208,7 @@ int open_obj(struct journal *j, struct jobj *o, int flags, int *ret_fd)
 		r = db_conn_get(j, &c);
 		if (r < 0)
 			return r;
+		db_read_begin(c);   /* one read lock for the path's components */
 		r = changes_path_at(c, o->ino, UINT64_MAX, &path);
 		db_conn_put(j, c);
 		if (r < 0)

@@ -117,6 +117,7 @@ static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const s
 		/* Renamed or replaced while we looked: let pending records land. */
 		if (!(j->flags & JOURNAL_OPEN_READONLY))
 			journal_flush(j);
+		db_read_restart(c);   /* and read them */
 	}
 	return -ESTALE;
 }
@@ -233,6 +234,7 @@ static int snap_stat_conn(struct journal *j, struct jconn *c, uint64_t seq, uint
 			return r;
 		/* as for data: another process may have changed it after preserving */
 		if (j->flags & JOURNAL_OPEN_READONLY) {
+			db_read_restart(c);   /* see what it committed since */
 			r = preserved_attr(c, ino, seq, &st, NULL, NULL);
 			if (r < 0)
 				return r;
@@ -261,6 +263,7 @@ int journal_snap_stat(struct journal *j, uint64_t snap_id, uint64_t ino, struct 
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = snap_stat_conn(j, c, seq, ino, ret);
@@ -282,6 +285,7 @@ int journal_snap_lookup(struct journal *j, uint64_t snap_id, uint64_t dir,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r < 0)
 		goto out;
@@ -371,6 +375,7 @@ int journal_snap_readlink(struct journal *j, uint64_t snap_id, uint64_t ino,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
@@ -411,6 +416,7 @@ static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char *
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
@@ -584,6 +590,7 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		goto fail;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &f->seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
@@ -600,8 +607,10 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	}
 	if (r == 0) {
 		r = fstat(f->live_fd, &st) < 0 ? -errno : 0;
-		if (r == 0 && (j->flags & JOURNAL_OPEN_READONLY))
+		if (r == 0 && (j->flags & JOURNAL_OPEN_READONLY)) {
+			db_read_restart(c);   /* as in snap_stat_conn() */
 			r = preserved_attr(c, ino, f->seq, &st, NULL, NULL);
+		}
 	}
 	db_conn_put(j, c);
 	if (r < 0)
