@@ -12,10 +12,13 @@
  *   UNLINK, deepest first: surviving object, first time → RENAME to staging;
  *                          otherwise UNLINK / RMDIR
  *   CREATE:                CREATE in place if journal_diff names an entry whose
- *                          directory exists by then (the first LINK of it is
- *                          then done), else CREATE in staging
- *   LINK, shallowest first: created in place, its entry → nothing; object in
- *                          staging → RENAME out; else LINK
+ *                          directory exists by then, else CREATE in staging
+ *   LINK, shallowest first: object (said to be) in staging → RENAME out; else LINK
+ *
+ * An object created in place still gets its RENAME out of staging, which
+ * the receiver finds done (the target holds it): every stream keeps the
+ * records, one for one, of the form that created every object in staging,
+ * so a stream that an older sender partly sent resumes correctly.
  *   end of links:          objects still in staging kept another name → UNLINK
  *   DATA:                  DATA / PUNCH from the `to` view, by SEEK_DATA/SEEK_HOLE
  *   ATTR:                  SETATTR; REMOVEXATTR/SETXATTR for what differs from `from`
@@ -252,7 +255,7 @@ static int on_create(struct send *s, const struct journal_diff *d)
 		c.target = target;
 	}
 	if (d->name) {
-		/* in place: one create instead of a create and a rename, no huge staging dir */
+		/* in place: no entry in a staging directory as big as the change */
 		c.parent = d->parent;
 		c.name = d->name;
 	} else {
@@ -265,7 +268,8 @@ static int on_create(struct send *s, const struct journal_diff *d)
 		c.rdev_major = major(st.st_rdev);
 		c.rdev_minor = minor(st.st_rdev);
 	}
-	r = inoset_add(d->name ? &s->placed : &s->staging, d->ino);
+	/* in place too: the RENAME out of staging follows (a no-op, see the top) */
+	r = inoset_add(&s->staging, d->ino);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot track inode %" PRIu64, d->ino);
 	r = repl_writer_create(s->w, &c);
@@ -277,9 +281,6 @@ static int on_link(struct send *s, const struct journal_diff *d)
 	char sname[STAGING_NAME_MAX];
 	int r;
 
-	/* journal_diff gave CREATE this object's first LINK: this one */
-	if (inoset_del(&s->placed, d->ino))
-		return 0;
 	if (inoset_del(&s->staging, d->ino)) {
 		struct repl_rename rn = {
 			.ino = d->ino, .old_parent = JOURNAL_STAGING_INO, .old_name = sname,
@@ -572,7 +573,6 @@ out:
 		};
 	}
 	free(s.staging.v);
-	free(s.placed.v);
 	free(s.buf);
 	repl_reader_free(rd);
 	repl_writer_free(s.w);

@@ -25,7 +25,6 @@ struct send {
 	enum journal_diff_kind last_kind;
 	bool swept;                 /* objects left in staging after the links handled */
 	struct inoset staging;      /* objects in the receiver's staging directory */
-	struct inoset placed;       /* created in place: their first LINK is done */
 	uint8_t *buf;               /* REPL_DATA_CHUNK */
 	uint64_t resume;            /* K: records up to it are counted, not sent */
 	bool failed;                /* the callback failed: message already set */
