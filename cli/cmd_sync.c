@@ -17,7 +17,13 @@
 #include "mirrorfs/mirror.h"
 #include "mirrorfs/util.h"
 
-#define POLL_MS 25   /* a status read is one small query */
+/*
+ * Following the daemon: a status read is one small query, so poll often at
+ * first (an incremental sync takes tens of milliseconds and the poll
+ * interval would be most of the wait), then back off.
+ */
+#define POLL_FIRST_US 1000
+#define POLL_MAX_US 25000
 
 /* ---- status ---------------------------------------------------------------- */
 
@@ -363,6 +369,8 @@ static int newest_pending(struct journal *j, const char *only, char ret_name[256
 static int follow_daemon(struct cli_tree *t, const char *only, const char *snap,
 			 int64_t started_ns, struct sync_progress *sp)
 {
+	useconds_t poll_us = POLL_FIRST_US;
+
 	for (;;) {
 		struct journal_peer *peers = NULL;
 		size_t np = 0;
@@ -397,7 +405,8 @@ static int follow_daemon(struct cli_tree *t, const char *only, const char *snap,
 			return cli_error("cannot sync '%s': %s", t->arg, journal_strerror(r));
 		if (!waiting)
 			break;
-		usleep(POLL_MS * 1000);
+		usleep(poll_us);
+		poll_us = poll_us + poll_us / 4 < POLL_MAX_US ? poll_us + poll_us / 4 : POLL_MAX_US;
 	}
 	if (sp->tty)
 		fputs("\r\033[K", stderr);

@@ -474,6 +474,18 @@ static void db_pool_drain(struct journal *j)
 	}
 }
 
+void db_read_begin(struct jconn *c)
+{
+	if (sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+}
+
+void db_read_restart(struct jconn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "COMMIT; BEGIN", NULL, NULL, NULL);
+}
+
 void db_conn_put(struct journal *j, struct jconn *c)
 {
 	if (!c)
@@ -481,6 +493,8 @@ void db_conn_put(struct journal *j, struct jconn *c)
 	for (int i = 0; i < ST__MAX; i++)
 		if (c->st[i])
 			sqlite3_reset(c->st[i]);
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);   /* db_read_begin() */
 	pthread_mutex_lock(&j->pool_lock);
 	if (j->pool_idle < DB_POOL_MAX_IDLE) {
 		c->next = j->pool;
@@ -795,7 +809,37 @@ static int load_dirty_marks(struct journal *j)
 	return rc == SQLITE_DONE ? 0 : journal_err(rc);
 }
 
-static int journal_load(struct journal *j, struct jconn *c)
+struct journal_keep {
+	struct objtab objs;
+	uint64_t root_dev, root_bino;  /* the tree they are of */
+	int64_t opens;                 /* meta.opens of the open that closed */
+};
+
+void journal_keep_free(struct journal_keep *k)
+{
+	if (!k)
+		return;
+	objtab_release(&k->objs);
+	free(k);
+}
+
+/*
+ * meta.opens counts the read-write opens of the journal: a table of objects
+ * kept by journal_close_keep() is what a fresh load would give only if no
+ * other open wrote in between.
+ */
+static int opens_get(struct jconn *c, int64_t *ret)
+{
+	int r = db_meta_get_int(c, "opens", ret);
+
+	if (r == -ENOENT) {
+		*ret = 0;
+		r = 0;
+	}
+	return r;
+}
+
+static int journal_load(struct journal *j, struct jconn *c, struct journal_keep *keep)
 {
 	int64_t v;
 	int r;
@@ -816,9 +860,22 @@ static int journal_load(struct journal *j, struct jconn *c)
 	if (r < 0)
 		return r == -ENOENT ? -EUCLEAN : r;
 	atomic_store(&j->interval, (uint64_t)v);
-	r = obj_load(j, c->db);
-	if (r < 0)
-		return r;
+	/*
+	 * A configuration open reads peers, snapshots and their status, never
+	 * an object: loading every object would make `mirrorfs sync` and
+	 * `peer add` cost O(tree) each time while a daemon runs.
+	 */
+	if (!(j->flags & JOURNAL_OPEN_CONFIG)) {
+		r = obj_load_source_ino_max(j, c->db);
+		if (r < 0)
+			return r;
+		if (keep)
+			objtab_adopt(j, &keep->objs);
+		else
+			r = obj_load(j, c->db);
+		if (r < 0)
+			return r;
+	}
 	return cow_refresh_watermark(j, c);
 }
 
@@ -826,21 +883,26 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		 struct journal **ret)
 {
 	static const struct journal_open_opts no_opts;
+	struct journal_keep *keep = opts ? opts->keep : NULL;
 	struct journal *j = NULL;
 	struct stat st;
-	int64_t version, clean;
+	int64_t version, clean, opens = 0;
 	bool ro;
 	int r;
 
 	if (!opts)
 		opts = &no_opts;
-	if (!backing || backing[0] != '/')
+	if (!backing || backing[0] != '/') {
+		journal_keep_free(keep);
 		return -EINVAL;
+	}
 	ro = opts->flags & (JOURNAL_OPEN_READONLY | JOURNAL_OPEN_CONFIG);
 	/* A configuration open is a read-only open plus one connection for peers. */
 	r = journal_alloc(backing, opts->flags | (ro ? JOURNAL_OPEN_READONLY : 0), &j);
-	if (r < 0)
+	if (r < 0) {
+		journal_keep_free(keep);
 		return r;
+	}
 	j->history_keep = opts->history_keep ? opts->history_keep : JOURNAL_HISTORY_KEEP;
 	j->root_fd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (j->root_fd < 0 || fstat(j->root_fd, &st) < 0) {
@@ -848,6 +910,7 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		goto fail;
 	}
 	j->root_dev = st.st_dev;
+	j->root_bino = st.st_ino;
 	r = state_dir_open(j);
 	if (r < 0)
 		goto fail;
@@ -886,8 +949,18 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		r = db_migrate(j->wconn, version);
 		if (r < 0)
 			goto fail;
+		r = opens_get(j->wconn, &opens);
+		if (r < 0)
+			goto fail;
 	}
-	r = journal_load(j, j->wconn);
+	if (keep && (ro || keep->opens != opens || keep->root_dev != j->root_dev ||
+		     keep->root_bino != j->root_bino)) {
+		journal_keep_free(keep);   /* another tree, or written to since */
+		keep = NULL;
+	}
+	r = journal_load(j, j->wconn, keep);
+	journal_keep_free(keep);
+	keep = NULL;
 	if (r < 0)
 		goto fail;
 
@@ -904,6 +977,10 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		return 0;
 	}
 
+	j->opens = opens + 1;
+	r = db_meta_set_int(j->wconn, "opens", j->opens);
+	if (r < 0)
+		goto fail;
 	r = load_dirty_marks(j);
 	if (r < 0)
 		goto fail;
@@ -940,6 +1017,7 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 	return 0;
 fail:
 	log_debug("journal: cannot open '%s': %s", backing, journal_strerror(r));
+	journal_keep_free(keep);
 	writer_stop(j);
 	journal_free(j);
 	return r;
@@ -962,7 +1040,8 @@ int journal_start(struct journal *j)
 	return writer_start(j);
 }
 
-int journal_close(struct journal *j)
+/* journal_close(); with `keep`, the objects move there if it closed cleanly. */
+static int close_journal(struct journal *j, struct journal_keep *keep)
 {
 	int r = 0, k;
 
@@ -990,9 +1069,38 @@ int journal_close(struct journal *j)
 			pthread_mutex_unlock(&j->wconn_lock);
 			if (k < 0)
 				r = k;
+			if (r == 0 && keep) {
+				keep->objs = j->objs;
+				keep->root_dev = j->root_dev;
+				keep->root_bino = j->root_bino;
+				keep->opens = j->opens;
+				j->objs = (struct objtab){ 0 };
+			}
 		}
 	}
 	journal_free(j);
+	return r;
+}
+
+int journal_close(struct journal *j)
+{
+	return close_journal(j, NULL);
+}
+
+int journal_close_keep(struct journal *j, struct journal_keep **ret_keep)
+{
+	struct journal_keep *keep = NULL;
+	int r;
+
+	*ret_keep = NULL;
+	if (j && !(j->flags & JOURNAL_OPEN_READONLY))
+		keep = calloc(1, sizeof(*keep));
+	r = close_journal(j, keep);
+	if (keep && (r < 0 || !keep->objs.nbuckets)) {
+		journal_keep_free(keep);
+		keep = NULL;
+	}
+	*ret_keep = keep;
 	return r;
 }
 

@@ -410,9 +410,16 @@ int emit_entries(enum journal_diff_kind kind, const struct dent *v, size_t n,
 
 /* ---- objects: creates, data, attributes ---------------------------------- */
 
-static int emit_creates(struct diff *d, struct u64map *created,
-			int (*cb)(void *, const struct journal_diff *), void *arg)
+/*
+ * The created objects, by jino, with their types in *ret_types (parallel
+ * to *ret, owned by the caller); each is put in `created` and `d->attr`.
+ */
+static int collect_creates(struct diff *d, struct u64map *created, uint64_t **ret,
+			   uint32_t **ret_types, size_t *ret_n)
 {
+	uint64_t *v = NULL;
+	uint32_t *t = NULL;
+	size_t n = 0, cap = 0;
 	sqlite3_stmt *s;
 	int r, rc;
 
@@ -425,23 +432,75 @@ static int emit_creates(struct diff *d, struct u64map *created,
 	sqlite3_bind_int64(s, 1, (int64_t)d->p);
 	sqlite3_bind_int64(s, 2, (int64_t)d->s);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct journal_diff e = {
-			.kind = JDIFF_CREATE,
-			.ino = (uint64_t)sqlite3_column_int64(s, 0),
-			.type = (uint32_t)sqlite3_column_int64(s, 1),
-		};
+		uint64_t ino = (uint64_t)sqlite3_column_int64(s, 0);
 
-		r = u64map_put(created, e.ino, 1);
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			uint64_t *nv = realloc(v, nc * sizeof(*nv));
+			uint32_t *nt = nv ? realloc(t, nc * sizeof(*nt)) : NULL;
+
+			if (nv)
+				v = nv;
+			if (nt)
+				t = nt;
+			if (!nv || !nt) {
+				r = -ENOMEM;
+				break;
+			}
+			cap = nc;
+		}
+		v[n] = ino;
+		t[n++] = (uint32_t)sqlite3_column_int64(s, 1);
+		r = u64map_put(created, ino, 1);
 		if (r >= 0)
-			r = u64map_put(&d->attr, e.ino, 1);
-		if (r >= 0)
-			r = cb(arg, &e);
+			r = u64map_put(&d->attr, ino, 1);
 		if (r < 0)
 			break;
 	}
 	sqlite3_finalize(s);
 	if (r >= 0 && rc != SQLITE_DONE)
 		r = journal_err(rc);
+	if (r < 0) {
+		free(v);
+		free(t);
+		return r;
+	}
+	*ret = v;
+	*ret_types = t;
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * CREATE of every created object, by jino. Where the object's first new
+ * entry (in LINK order, `ln`) is in a directory that exists at this point
+ * of the sequence (not created in the interval, or created with a smaller
+ * jino, i.e. already emitted), that entry comes with it: a receiver can
+ * create the object in place. Its name is free by then: whatever held it
+ * in `from` went in the UNLINK part.
+ */
+static int emit_creates(struct diff *d, const struct u64map *created, const uint64_t *v,
+			const uint32_t *types, size_t n, const struct dent *ln, size_t nln,
+			int (*cb)(void *, const struct journal_diff *), void *arg)
+{
+	struct u64map first = { 0 };
+	int r = 0;
+
+	for (size_t i = 0; i < nln && r >= 0; i++)
+		if (u64map_get(created, ln[i].ino, NULL) && !u64map_get(&first, ln[i].ino, NULL))
+			r = u64map_put(&first, ln[i].ino, i);
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct journal_diff e = { .kind = JDIFF_CREATE, .ino = v[i], .type = types[i] };
+		uint64_t k;
+
+		if (u64map_get(&first, v[i], &k) &&
+		    (!u64map_get(created, ln[k].parent, NULL) || ln[k].parent < v[i])) {
+			e.parent = ln[k].parent;
+			e.name = ln[k].name;
+		}
+		r = cb(arg, &e);
+	}
+	u64map_free(&first);
 	return r;
 }
 
@@ -656,7 +715,9 @@ int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
 	struct u64map created = { 0 };
 	struct dent *un = NULL, *ln = NULL;
 	struct drange *ranges = NULL;
-	size_t nun = 0, nln = 0, nranges = 0;
+	uint64_t *cre = NULL;
+	uint32_t *cre_types = NULL;
+	size_t nun = 0, nln = 0, nranges = 0, ncre = 0;
 	int r;
 
 	r = db_conn_get(j, &d.c);
@@ -680,7 +741,9 @@ int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
 	if (r >= 0)
 		r = emit_entries(JDIFF_UNLINK, un, nun, cb, arg);
 	if (r >= 0)
-		r = emit_creates(&d, &created, cb, arg);
+		r = collect_creates(&d, &created, &cre, &cre_types, &ncre);
+	if (r >= 0)
+		r = emit_creates(&d, &created, cre, cre_types, ncre, ln, nln, cb, arg);
 	if (r >= 0)
 		r = emit_entries(JDIFF_LINK, ln, nln, cb, arg);
 	if (r >= 0)
@@ -692,6 +755,8 @@ int journal_diff(struct journal *j, uint64_t from_id, uint64_t to_id,
 	if (r >= 0)
 		r = emit_attrs(&d, cb, arg);
 	free(ranges);
+	free(cre);
+	free(cre_types);
 	dents_free(un, nun);
 	dents_free(ln, nln);
 	u64map_free(&created);

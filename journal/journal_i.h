@@ -96,6 +96,16 @@ int obj_insert(struct journal *j, struct jobj *o, bool unique, struct jobj **ret
 void obj_remove(struct journal *j, struct jobj *o);
 /* Load every live object from `db` (single-threaded, at open). */
 int obj_load(struct journal *j, sqlite3 *db);
+/* Set source_ino_max from the rows (at open). */
+int obj_load_source_ino_max(struct journal *j, sqlite3 *db);
+/*
+ * Take over the objects of `from` (a closed journal's, of the same tree,
+ * nobody wrote to since), as obj_load() would have loaded them: no dirty
+ * marks (the clean close removed them), no write row to extend.
+ */
+void objtab_adopt(struct journal *j, struct objtab *from);
+/* Drop the table's references and free it; it is empty afterwards. */
+void objtab_release(struct objtab *t);
 void objtab_free(struct journal *j);
 /* Call fn for every live object (obj_lock held shared: fn must not lock). */
 void obj_foreach(struct journal *j, void (*fn)(void *arg, struct jobj *o), void *arg);
@@ -149,6 +159,14 @@ int compact_run(struct journal *j, unsigned max_steps, uint64_t *ret_removed);
 /* A read-only connection from the pool; give it back with db_conn_put(). */
 int db_conn_get(struct journal *j, struct jconn **ret);
 void db_conn_put(struct journal *j, struct jconn *c);
+/*
+ * Several queries on `c` read one snapshot in one read transaction: the
+ * WAL read lock (a few fcntl calls) is taken once, not per statement.
+ * db_conn_put() ends it; db_read_restart() moves it to the newest commit.
+ * Best effort: without it every statement is its own transaction.
+ */
+void db_read_begin(struct jconn *c);
+void db_read_restart(struct jconn *c);
 void db_conn_close(struct jconn *c);
 /* Bind a name as a BLOB of its exact bytes (NULL binds NULL). */
 int db_bind_name(sqlite3_stmt *s, int idx, const char *name);
@@ -193,6 +211,8 @@ struct jqueue {
 	struct jrec *recs;          /* protected by lock */
 	size_t n, cap;              /* protected by lock */
 	uint64_t last_ticket;       /* protected by lock: newest ticket handed out */
+	uint64_t names_ticket;      /* protected by lock: newest ticket of a record that
+				       changes the namespace (writer_flush_names()) */
 	uint64_t done_ticket;       /* protected by lock: newest ticket applied (or failed) */
 	int err;                    /* protected by lock: first batch error, sticky */
 	uint64_t err_ticket;        /* protected by lock: first ticket of the failed batch */
@@ -242,6 +262,8 @@ struct journal {
 	int state_fd;               /* immutable: BACKING/.mirrorfs */
 	int lock_fd;                /* immutable: flock'ed, -1 if READONLY */
 	uint64_t root_dev;          /* immutable */
+	uint64_t root_bino;         /* immutable: backing st_ino of the root */
+	int64_t opens;              /* immutable: meta.opens as this open set it (read-write) */
 	unsigned flags;             /* immutable: enum journal_open_flags */
 	char source_id[37];         /* immutable */
 
@@ -252,6 +274,10 @@ struct journal {
 
 	struct objtab objs;         /* protected by obj_lock */
 	atomic_uint_fast64_t next_ino;  /* next jino to hand out */
+	/* highest jino below JOURNAL_LOCAL_INO_BASE any object ever had (rows,
+	   dead ones included, and the table): a receiver's requested jino above
+	   it was never used (mutate.c claim_ino()) */
+	atomic_uint_fast64_t source_ino_max;
 	atomic_uint_fast64_t interval;  /* current snapshot interval (meta.interval) */
 	atomic_uint_fast64_t committed_seq;  /* newest committed change seq */
 	atomic_bool compact_due;    /* a compaction step is worth running (compact.c) */
@@ -311,6 +337,13 @@ int writer_submit(struct journal *j, struct jrec *r, uint64_t *ret_ticket);
 int writer_wait(struct journal *j, uint64_t ticket);
 /* Submit and wait. */
 int writer_submit_wait(struct journal *j, struct jrec *r);
+/*
+ * Wait until every namespace record queued so far (names created, moved or
+ * removed) is applied: then the namespace rows, and the paths built from
+ * them, are current. Cheaper than journal_flush() while data records keep
+ * coming: those are not waited for.
+ */
+int writer_flush_names(struct journal *j);
 /* Coalescing WRITE submission for journal_write_done(); never waits. */
 void writer_submit_write(struct journal *j, struct jobj *o, int64_t off, int64_t len);
 /* Sticky error of the writer (0 if healthy). */

@@ -213,7 +213,10 @@ static int own_new(const struct journal_cred *c, int dirfd, const char *name, in
 
 /*
  * The jino a replica's receiver asks for (cred->ino): free, never used.
- * Later allocations stay above it.
+ * Later allocations stay above it. A jino above every one the journal has
+ * seen needs no look-up (the common case: the source hands them out in
+ * ascending order); otherwise the rows are asked, after the queued records
+ * have landed.
  */
 static int claim_ino(struct journal *j, uint64_t ino)
 {
@@ -225,6 +228,10 @@ static int claim_ino(struct journal *j, uint64_t ino)
 
 	if (ino <= JOURNAL_ROOT_INO || ino > JOURNAL_INO_MAX)
 		return -EINVAL;
+	cur = atomic_load(&j->source_ino_max);
+	while (ino < JOURNAL_LOCAL_INO_BASE && ino > cur)
+		if (atomic_compare_exchange_weak(&j->source_ino_max, &cur, ino))
+			goto fresh;
 	o = obj_get(j, ino);
 	if (o) {
 		obj_put(o);
@@ -246,6 +253,7 @@ static int claim_ino(struct journal *j, uint64_t ino)
 	db_conn_put(j, c);
 	if (r < 0)
 		return r;
+fresh:
 	cur = atomic_load(&j->next_ino);
 	while (cur <= ino && !atomic_compare_exchange_weak(&j->next_ino, &cur, ino + 1))
 		;

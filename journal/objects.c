@@ -143,6 +143,17 @@ static int objtab_resize(struct journal *j, size_t nb)
 	return 0;
 }
 
+/* The table or a row holds `ino`: keep source_ino_max above it (journal_i.h). */
+static void raise_source_ino_max(struct journal *j, uint64_t ino)
+{
+	uint64_t cur = atomic_load(&j->source_ino_max);
+
+	if (ino >= JOURNAL_LOCAL_INO_BASE)
+		return;
+	while (cur < ino && !atomic_compare_exchange_weak(&j->source_ino_max, &cur, ino))
+		;
+}
+
 static int insert_locked(struct journal *j, struct jobj *o, bool unique, struct jobj **ret_existing)
 {
 	struct jobj **slot, *old;
@@ -175,6 +186,7 @@ static int insert_locked(struct journal *j, struct jobj *o, bool unique, struct 
 	j->objs.by_ino[h] = o;
 	j->objs.count++;
 	obj_ref(o);
+	raise_source_ino_max(j, o->ino);
 	return 0;
 }
 
@@ -286,17 +298,53 @@ int obj_load(struct journal *j, sqlite3 *db)
 	return rc == SQLITE_DONE ? 0 : journal_err(rc);
 }
 
-void objtab_free(struct journal *j)
+int obj_load_source_ino_max(struct journal *j, sqlite3 *db)
 {
-	for (size_t i = 0; i < j->objs.nbuckets; i++) {
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	/* every row counts, dead ones too: their jinos are never handed out again */
+	rc = sqlite3_prepare_v2(db, "SELECT max(ino) FROM objects WHERE ino < ?1", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return journal_err(rc);
+	sqlite3_bind_int64(s, 1, (int64_t)JOURNAL_LOCAL_INO_BASE);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		raise_source_ino_max(j, (uint64_t)sqlite3_column_int64(s, 0));
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : journal_err(rc);
+}
+
+void objtab_adopt(struct journal *j, struct objtab *from)
+{
+	pthread_rwlock_wrlock(&j->obj_lock);
+	objtab_free(j);
+	j->objs = *from;
+	*from = (struct objtab){ 0 };
+	for (size_t i = 0; i < j->objs.nbuckets; i++)
+		for (struct jobj *o = j->objs.by_ino[i]; o; o = o->next_ino) {
+			atomic_store(&o->dirty_tag, 0);
+			o->wlast_seq = 0;
+			o->wlast_interval = 0;
+		}
+	pthread_rwlock_unlock(&j->obj_lock);
+}
+
+void objtab_release(struct objtab *t)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct jobj *o, *next;
-		for (o = j->objs.by_ino[i]; o; o = next) {
+		for (o = t->by_ino[i]; o; o = next) {
 			next = o->next_ino;
 			obj_put(o);
 		}
 	}
-	free(j->objs.by_ino);
-	free(j->objs.by_bino);
-	j->objs.by_ino = j->objs.by_bino = NULL;
-	j->objs.nbuckets = j->objs.count = 0;
+	free(t->by_ino);
+	free(t->by_bino);
+	*t = (struct objtab){ 0 };
+}
+
+void objtab_free(struct journal *j)
+{
+	objtab_release(&j->objs);
 }

@@ -201,12 +201,14 @@ int open_obj(struct journal *j, struct jobj *o, int flags, int *ret_fd)
 	if (o->ino == JOURNAL_ROOT_INO) {
 		fd = openat(j->root_fd, ".", flags | O_CLOEXEC);
 	} else {
-		r = journal_flush(j);
+		/* the path comes from the namespace rows: only name changes must land */
+		r = writer_flush_names(j);
 		if (r < 0)
 			return r;
 		r = db_conn_get(j, &c);
 		if (r < 0)
 			return r;
+		db_read_begin(c);   /* one read lock for the path's components */
 		r = changes_path_at(c, o->ino, UINT64_MAX, &path);
 		db_conn_put(j, c);
 		if (r < 0)

@@ -118,6 +118,7 @@ static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const s
 		/* Renamed or replaced while we looked: let pending records land. */
 		if (!(j->flags & JOURNAL_OPEN_READONLY))
 			journal_flush(j);
+		db_read_restart(c);   /* and read them */
 	}
 	return -ESTALE;
 }
@@ -234,6 +235,7 @@ static int snap_stat_conn(struct journal *j, struct jconn *c, uint64_t seq, uint
 			return r;
 		/* as for data: another process may have changed it after preserving */
 		if (j->flags & JOURNAL_OPEN_READONLY) {
+			db_read_restart(c);   /* see what it committed since */
 			r = preserved_attr(c, ino, seq, &st, NULL, NULL);
 			if (r < 0)
 				return r;
@@ -262,6 +264,7 @@ int journal_snap_stat(struct journal *j, uint64_t snap_id, uint64_t ino, struct 
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = snap_stat_conn(j, c, seq, ino, ret);
@@ -283,6 +286,7 @@ int journal_snap_lookup(struct journal *j, uint64_t snap_id, uint64_t dir,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r < 0)
 		goto out;
@@ -372,6 +376,7 @@ int journal_snap_readlink(struct journal *j, uint64_t snap_id, uint64_t ino,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
@@ -412,6 +417,7 @@ static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char *
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		return r;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
@@ -602,15 +608,28 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	r = db_conn_get(j, &c);
 	if (r < 0)
 		goto fail;
+	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &f->seq);
 	if (r >= 0)
 		r = obj_row(c, ino, &o);
 	if (r >= 0 && o.type != S_IFREG)
 		r = o.type == S_IFDIR ? -EISDIR : -EINVAL;
-	if (r >= 0)
-		r = snap_stat_conn(j, c, f->seq, ino, &st);
+	if (r >= 0 && !seen_at(&o, f->seq))
+		r = -ENOENT;
 	if (r >= 0)
 		r = sv_open_obj(j, c, ino, &o, O_RDONLY, &f->live_fd);
+	/* the size as snap_stat_conn() finds it, without opening the object twice */
+	if (r >= 0) {
+		memset(&st, 0, sizeof(st));
+		r = preserved_attr(c, ino, f->seq, &st, NULL, NULL);
+	}
+	if (r == 0) {
+		r = fstat(f->live_fd, &st) < 0 ? -errno : 0;
+		if (r == 0 && (j->flags & JOURNAL_OPEN_READONLY)) {
+			db_read_restart(c);   /* as in snap_stat_conn() */
+			r = preserved_attr(c, ino, f->seq, &st, NULL, NULL);
+		}
+	}
 	db_conn_put(j, c);
 	if (r < 0)
 		goto fail;
@@ -789,6 +808,11 @@ static void snap_unpin(struct journal_snapfile *f)
 		f->ndead = 0;
 	}
 	pthread_mutex_unlock(&f->lock);
+}
+
+off_t journal_snapfile_size(const struct journal_snapfile *f)
+{
+	return f->size;
 }
 
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off)

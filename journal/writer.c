@@ -168,6 +168,18 @@ static void queue_wait_space(struct journal *j)
 	}
 }
 
+/* Does a record of `op` create, move or remove a name (a namespace row)? */
+static bool changes_names(uint16_t op)
+{
+	switch (op) {
+	case JOP_CREATE: case JOP_MKDIR: case JOP_SYMLINK: case JOP_MKNOD: case JOP_LINK:
+	case JOP_UNLINK: case JOP_RMDIR: case JOP_RENAME: case JOP_EXCHANGE: case JOP_ADOPT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int writer_submit(struct journal *j, struct jrec *r, uint64_t *ret_ticket)
 {
 	struct jqueue *q = &j->q;
@@ -183,6 +195,8 @@ int writer_submit(struct journal *j, struct jrec *r, uint64_t *ret_ticket)
 	}
 	queue_reserve(q);
 	r->ticket = ++q->last_ticket;
+	if (changes_names(r->op))
+		q->names_ticket = r->ticket;
 	if (r->obj && (r->op == JOP_TRUNCATE || r->op == JOP_FALLOCATE || r->op == JOP_PUNCH ||
 		       r->op == JOP_WRITE))
 		r->obj->size = r->size;  /* sizes change in queue order */
@@ -261,6 +275,18 @@ int writer_submit_wait(struct journal *j, struct jrec *r)
 	int k = writer_submit(j, r, &t);
 
 	return k < 0 ? k : writer_wait(j, t);
+}
+
+int writer_flush_names(struct journal *j)
+{
+	uint64_t t;
+
+	if (j->flags & JOURNAL_OPEN_READONLY)
+		return 0;
+	pthread_mutex_lock(&j->q.lock);
+	t = j->q.names_ticket;
+	pthread_mutex_unlock(&j->q.lock);
+	return writer_wait(j, t);
 }
 
 int journal_flush(struct journal *j)

@@ -41,6 +41,12 @@ struct serve {
 	struct repl_writer *w;        /* NULL in one-way mode */
 	struct repl_transport *t;
 	struct repl_serve_stats *stats;
+	/*
+	 * The replica's objects between two requests: the journal is closed
+	 * (its lock released) while the connection idles, but reopening it
+	 * does not load the whole tree again unless someone else wrote to it.
+	 */
+	struct journal_keep *keep;
 	int error;                    /* one-way: why the stream was refused */
 	char errmsg[640];
 };
@@ -335,6 +341,8 @@ static int replica_journal(struct serve *sv, struct journal **ret)
 	if (stat(sv->replica_dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return reply_refuse(sv, -ENOENT, "replica directory '%s' does not exist",
 				    sv->replica_dir);
+	jo.keep = sv->keep;   /* taken over in every case */
+	sv->keep = NULL;
 	r = journal_open(sv->replica_dir, &jo, ret);
 	if (r == -EBUSY)
 		return reply_refuse(sv, r, "replica '%s' is busy (mounted, or another "
@@ -348,7 +356,7 @@ static int replica_journal(struct serve *sv, struct journal **ret)
 static int replica_done(struct serve *sv, struct journal *j, int r)
 {
 	if (j != sv->j) {
-		int k = journal_close(j);
+		int k = journal_close_keep(j, &sv->keep);
 
 		if (k < 0 && r == 0)
 			r = repl_fail(k, "cannot close the replica's journal: %s", journal_strerror(k));
@@ -513,6 +521,7 @@ int repl_serve(struct journal *j, const char *replica_dir, struct repl_transport
 		}
 	}
 out:
+	journal_keep_free(sv.keep);
 	repl_writer_free(sv.w);
 	repl_reader_free(sv.rd);
 	if (ret_stats)

@@ -11,8 +11,14 @@
  *
  *   UNLINK, deepest first: surviving object, first time → RENAME to staging;
  *                          otherwise UNLINK / RMDIR
- *   CREATE:                CREATE in staging
- *   LINK, shallowest first: object in staging → RENAME out; else LINK
+ *   CREATE:                CREATE in place if journal_diff names an entry whose
+ *                          directory exists by then, else CREATE in staging
+ *   LINK, shallowest first: object (said to be) in staging → RENAME out; else LINK
+ *
+ * An object created in place still gets its RENAME out of staging, which
+ * the receiver finds done (the target holds it): every stream keeps the
+ * records, one for one, of the form that created every object in staging,
+ * so a stream that an older sender partly sent resumes correctly.
  *   end of links:          objects still in staging kept another name → UNLINK
  *   DATA:                  DATA / PUNCH from the `to` view, by SEEK_DATA/SEEK_HOLE
  *   ATTR:                  SETATTR; REMOVEXATTR/SETXATTR for what differs from `from`
@@ -248,7 +254,13 @@ static int on_create(struct send *s, const struct journal_diff *d)
 		target[len] = '\0';
 		c.target = target;
 	}
-	staging_name(d->ino, sname);
+	if (d->name) {
+		/* in place: no entry in a staging directory as big as the change */
+		c.parent = d->parent;
+		c.name = d->name;
+	} else {
+		staging_name(d->ino, sname);
+	}
 	c.mode = st.st_mode & (S_IFMT | 07777);
 	c.uid = st.st_uid;
 	c.gid = st.st_gid;
@@ -256,6 +268,7 @@ static int on_create(struct send *s, const struct journal_diff *d)
 		c.rdev_major = major(st.st_rdev);
 		c.rdev_minor = minor(st.st_rdev);
 	}
+	/* in place too: the RENAME out of staging follows (a no-op, see the top) */
 	r = inoset_add(&s->staging, d->ino);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot track inode %" PRIu64, d->ino);

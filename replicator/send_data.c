@@ -66,17 +66,7 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 	r = journal_snapfile_open(s->j, s->to_id, d->ino, &f);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot open inode %" PRIu64 " in the snapshot", d->ino);
-	{
-		struct stat st;
-
-		r = journal_snap_stat(s->j, s->to_id, d->ino, &st);
-		if (r < 0) {
-			journal_snapfile_close(f);
-			return repl_send_sfail(s, r, "cannot stat inode %" PRIu64 " in the snapshot",
-					       d->ino);
-		}
-		fsize = (uint64_t)st.st_size;
-	}
+	fsize = (uint64_t)journal_snapfile_size(f);
 	while (pos < end) {
 		off_t dpos, hpos;
 

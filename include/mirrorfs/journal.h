@@ -53,9 +53,14 @@ enum journal_open_flags {
 					    (call journal_start() after fork/daemonize) */
 	JOURNAL_OPEN_CONFIG = 1 << 2,    /* configuration only (peers), while another
 					    process holds the journal: no lock, no
-					    writer, no adoption or recovery, and every
-					    tree mutation fails with -EROFS */
+					    writer, no adoption or recovery, no objects
+					    loaded (snapshots, peers and their status
+					    only), and every tree mutation fails with
+					    -EROFS */
 };
+
+/* What journal_close_keep() leaves for the next open of the same tree. */
+struct journal_keep;
 
 struct journal_open_opts {
 	unsigned flags;
@@ -68,6 +73,13 @@ struct journal_open_opts {
 	 * need; 0: JOURNAL_HISTORY_KEEP.
 	 */
 	uint64_t history_keep;
+	/*
+	 * From journal_close_keep() in this process (may be NULL); taken over
+	 * (freed) in every case. A read-write open of the same backing root
+	 * that no other process opened for writing since reuses its objects
+	 * instead of loading them all.
+	 */
+	struct journal_keep *keep;
 };
 
 #define JOURNAL_HISTORY_KEEP 100000
@@ -91,6 +103,16 @@ int journal_start(struct journal *j);
  * flushing (the journal is freed regardless).
  */
 int journal_close(struct journal *j);
+/*
+ * journal_close(), but keep the table of objects for the next
+ * journal_open() of the same tree in this process (opts.keep): a receiver
+ * that opens a big replica for each stream then pays for what the stream
+ * changes, not for the size of the tree. *ret_keep is NULL if the journal
+ * was read-only or did not close cleanly.
+ */
+int journal_close_keep(struct journal *j, struct journal_keep **ret_keep);
+/* NULL-safe. */
+void journal_keep_free(struct journal_keep *k);
 
 /*
  * Fold away now what no snapshot, no peer and the kept history need
@@ -361,6 +383,8 @@ ssize_t journal_snap_listxattr(struct journal *j, uint64_t snap_id, uint64_t ino
 struct journal_snapfile;
 int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 			  struct journal_snapfile **ret);
+/* Its size in the snapshot (what journal_snap_stat() says). */
+off_t journal_snapfile_size(const struct journal_snapfile *f);
 /* pread semantics: short only at the snapshot's EOF; holes read as zeros. */
 ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len, off_t off);
 /*
@@ -425,8 +449,9 @@ struct journal_diff {
 	enum journal_diff_kind kind;
 	uint64_t ino;
 	uint32_t type;        /* S_IFMT bits of ino */
-	uint64_t parent;      /* UNLINK, LINK: the entry's directory */
-	const char *name;     /* UNLINK, LINK: borrowed, valid during the callback */
+	uint64_t parent;      /* UNLINK, LINK: the entry's directory; CREATE: see below */
+	const char *name;     /* UNLINK, LINK: borrowed, valid during the callback;
+				 CREATE: NULL, or the object's first LINK (below) */
 	bool survives;        /* UNLINK: ino is still alive in `to` */
 	uint64_t off, len;    /* DATA: clipped to the size in `to` (len > 0) */
 };
@@ -437,6 +462,11 @@ struct journal_diff {
  *   1. UNLINK of every entry alive in `from` and not in `to`, deepest
  *      first (depth in `from`), then by (parent, name);
  *   2. CREATE of every object alive in `to` and not in `from`, by jino;
+ *      with the (parent, name) of its first entry in LINK order if that
+ *      directory exists at this point (not created in the interval, or
+ *      created with a smaller jino), so the object can be created in place
+ *      (the name is free: its old holder went in 1); journal_diff_scan()
+ *      gives no name;
  *   3. LINK of every entry alive in `to` and not in `from`, shallowest
  *      first (depth in `to`: parents before children), then (parent, name);
  *   4. DATA of every changed range of a regular file, merged, by (jino,

@@ -155,6 +155,63 @@ static void test_open_close_reopen(void **state)
 	fx_close(f);
 }
 
+/*
+ * journal_close_keep() + journal_open(opts.keep): the objects come back
+ * without a load, the dirty marks are taken again (the clean close removed
+ * them), and a read-write open by anyone else in between makes the next
+ * open load instead.
+ */
+static void test_close_keep(void **state)
+{
+	struct fx *f = *state;
+	struct journal_keep *keep = NULL;
+	struct journal_open_opts o = { 0 };
+	struct stat st;
+	uint64_t a, b, ino;
+	int fd;
+
+	fx_open(f, 0);
+	a = mk(f, ROOT, f->root, "a", S_IFDIR | 0755);
+	assert_int_equal(journal_close_keep(f->j, &keep), 0);
+	f->j = NULL;
+	assert_non_null(keep);
+	assert_int_equal(q_int(f, "SELECT value FROM meta WHERE key='clean'"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM dirty"), 0);
+
+	/* reopened with the kept objects: same ids, and changes mark dirty again */
+	o.keep = keep;
+	assert_int_equal(journal_open(f->dir, &o, &f->j), 0);
+	f->root = journal_root_fd(f->j);
+	assert_int_equal(fstatat(f->root, "a", &st, 0), 0);
+	assert_int_equal(journal_ino_find(f->j, &st, &ino), 0);
+	assert_int_equal(ino, a);
+	b = mk(f, ROOT, f->root, "b", S_IFDIR | 0755);
+	assert_true(b > a);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM dirty WHERE ino = 1"), 1);
+	assert_int_equal(journal_close_keep(f->j, &keep), 0);
+	f->j = NULL;
+	assert_non_null(keep);
+
+	/* another read-write open in between (here: this one) makes it stale */
+	fx_open(f, 0);
+	assert_int_equal(journal_rmdir(f->j, f->root, ROOT, "a"), 0);
+	fx_close(f);
+	o.keep = keep;
+	assert_int_equal(journal_open(f->dir, &o, &f->j), 0);
+	f->root = journal_root_fd(f->j);
+	assert_int_equal(journal_open_ino(f->j, a, O_PATH, &fd), -ENOENT);
+	assert_int_equal(fstatat(f->root, "b", &st, 0), 0);
+	assert_int_equal(journal_ino_find(f->j, &st, &ino), 0);
+	assert_int_equal(ino, b);
+	fx_close(f);
+
+	/* a read-only journal keeps nothing */
+	fx_open(f, JOURNAL_OPEN_READONLY);
+	assert_int_equal(journal_close_keep(f->j, &keep), 0);
+	f->j = NULL;
+	assert_null(keep);
+}
+
 static void test_busy(void **state)
 {
 	struct fx *f = *state;
@@ -1035,6 +1092,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_close_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_keep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_writable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
