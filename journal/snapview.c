@@ -756,11 +756,28 @@ struct ra_run {
  * pins the fds (f->busy) and issues them after unlocking: each hint starts
  * I/O and takes a while, and a reader should not wait for it.
  */
-static size_t snap_ra_plan(struct journal_snapfile *f, off_t off, off_t end, struct ra_run *run)
+/* The runs of [from, to) (at most SNAP_RA_WINDOW), locks held as below. */
+static size_t snap_ra_runs(struct journal_snapfile *f, off_t from, off_t to, struct ra_run *run)
 {
 	size_t n = 0;
-	off_t from, to;
 	int prev = -1;
+
+	for (off_t pos = from / CHUNK * CHUNK; pos < to; pos += CHUNK) {
+		int fd = chunk_fd(f, (uint64_t)(pos / CHUNK));
+
+		if (fd >= 0 && fd == prev)
+			run[n - 1].len = UTIL_MIN(pos + CHUNK, to) - run[n - 1].off;
+		else if (fd >= 0)   /* not a hole, nor an error */
+			run[n++] = (struct ra_run){ .fd = fd, .off = pos,
+						    .len = UTIL_MIN(pos + CHUNK, to) - pos };
+		prev = fd;
+	}
+	return n;
+}
+
+static size_t snap_ra_plan(struct journal_snapfile *f, off_t off, off_t end, struct ra_run *run)
+{
+	off_t from, to;
 
 	/*
 	 * In the stream: at or before the furthest end read so far, not far
@@ -779,17 +796,7 @@ static size_t snap_ra_plan(struct journal_snapfile *f, off_t off, off_t end, str
 	if (to <= from || (to - from < SNAP_RA_BATCH && to < f->size))
 		return 0;
 	f->ra_end = to;
-	for (off_t pos = from / CHUNK * CHUNK; pos < to; pos += CHUNK) {
-		int fd = chunk_fd(f, (uint64_t)(pos / CHUNK));
-
-		if (fd >= 0 && fd == prev)
-			run[n - 1].len = UTIL_MIN(pos + CHUNK, to) - run[n - 1].off;
-		else if (fd >= 0)   /* not a hole, nor an error */
-			run[n++] = (struct ra_run){ .fd = fd, .off = pos,
-						    .len = UTIL_MIN(pos + CHUNK, to) - pos };
-		prev = fd;
-	}
-	return n;
+	return snap_ra_runs(f, from, to, run);
 }
 
 static void snap_ra_issue(const struct ra_run *run, size_t n)
@@ -879,6 +886,26 @@ ssize_t journal_snapfile_read(struct journal_snapfile *f, void *buf, size_t len,
 	snap_ra_issue(run, nrun);
 	snap_unpin(f);
 	return (ssize_t)done;
+}
+
+void journal_snapfile_willneed(struct journal_snapfile *f, off_t off, off_t len)
+{
+	pthread_rwlock_t *lk = cow_stripe(f->j, f->ino);
+	struct ra_run run[SNAP_RA_RUNS];
+	off_t end;
+	size_t nrun;
+
+	if (off < 0 || off >= f->size || len <= 0)
+		return;
+	end = UTIL_MIN(off + UTIL_MIN(len, SNAP_RA_WINDOW), f->size);
+	pthread_rwlock_rdlock(lk);
+	pthread_mutex_lock(&f->lock);
+	f->busy++;   /* before the lookups: they may evict a store fd already in run */
+	nrun = snap_ra_runs(f, off, end, run);
+	pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_unlock(lk);
+	snap_ra_issue(run, nrun);
+	snap_unpin(f);
 }
 
 /* What a read past the end of a source gives: it was a hole (or zeros) then. */

@@ -360,6 +360,11 @@ static int diff_cb(void *arg, const struct journal_diff *d)
 		if (r < 0)
 			return r;
 	}
+	if (d->kind > JDIFF_DATA && s->ahead_n) {
+		r = repl_send_data_flush(s);
+		if (r < 0)
+			return r;
+	}
 	switch (d->kind) {
 	case JDIFF_UNLINK: r = on_unlink(s, d); break;
 	case JDIFF_CREATE: r = on_create(s, d); break;
@@ -531,6 +536,11 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	r = (o->scan ? journal_diff_scan : journal_diff)(j, s.from_id, s.to_id, diff_cb, &s);
 	if (r == 0 && !s.swept)
 		r = sweep(&s);
+	/* what is still queued: sent if all went well, closed in any case */
+	if (r == 0)
+		r = repl_send_data_flush(&s);
+	else
+		repl_send_data_flush_drop(&s);
 	if (r < 0) {
 		if (!s.failed)
 			repl_fail(r, "cannot read the change set of '%s': %s", to_snap,

@@ -51,21 +51,19 @@ static int send_segment(struct send *s, struct journal_snapfile *f, uint64_t ino
 /* Allocation granularity assumed for hole maps (a filesystem block). */
 #define HOLE_BLOCK 4096ULL
 
-int repl_send_data(struct send *s, const struct journal_diff *d)
+/* DATA and PUNCH records for [off, off + len) of `ino`, read from `f`. */
+static int send_data_file(struct send *s, uint64_t ino, uint64_t off, uint64_t len,
+			  struct journal_snapfile *f)
 {
-	struct journal_snapfile *f = NULL;
-	uint64_t pos = d->off, end = d->off + d->len, fsize;
-	int r;
+	uint64_t pos = off, end = off + len, fsize;
+	int r = 0;
 
-	if (d->ino != s->data_ino) {
+	if (ino != s->data_ino) {
 		if (s->data_ino)
 			s->prog.files_done++;
-		s->data_ino = d->ino;
+		s->data_ino = ino;
 		s->files++;
 	}
-	r = journal_snapfile_open(s->j, s->to_id, d->ino, &f);
-	if (r < 0)
-		return repl_send_sfail(s, r, "cannot open inode %" PRIu64 " in the snapshot", d->ino);
 	fsize = (uint64_t)journal_snapfile_size(f);
 	while (pos < end) {
 		off_t dpos, hpos;
@@ -74,11 +72,11 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 		if (dpos == -ENXIO || (dpos >= 0 && (uint64_t)dpos > end))
 			dpos = (off_t)end;       /* a hole to the end of the range */
 		if (dpos < 0) {
-			r = repl_send_sfail(s, (int)dpos, "cannot seek in inode %" PRIu64, d->ino);
+			r = repl_send_sfail(s, (int)dpos, "cannot seek in inode %" PRIu64, ino);
 			break;
 		}
 		if ((uint64_t)dpos < pos) {
-			r = repl_send_sfail(s, -EIO, "inode %" PRIu64 ": data offset went backwards", d->ino);
+			r = repl_send_sfail(s, -EIO, "inode %" PRIu64 ": data offset went backwards", ino);
 			break;
 		}
 		if ((uint64_t)dpos > pos) {
@@ -92,7 +90,7 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 			 */
 			if ((uint64_t)dpos == end && end == fsize && end % HOLE_BLOCK)
 				plen += HOLE_BLOCK - end % HOLE_BLOCK;
-			r = repl_writer_punch(s->w, d->ino, pos, plen);
+			r = repl_writer_punch(s->w, ino, pos, plen);
 			if (r < 0) {
 				r = repl_send_wfail(s, r);
 				break;
@@ -104,23 +102,84 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 			break;
 		hpos = journal_snapfile_seek(f, (off_t)pos, SEEK_HOLE);
 		if (hpos < 0) {
-			r = repl_send_sfail(s, (int)hpos, "cannot seek in inode %" PRIu64, d->ino);
+			r = repl_send_sfail(s, (int)hpos, "cannot seek in inode %" PRIu64, ino);
 			break;
 		}
 		if ((uint64_t)hpos <= pos) {
 			r = repl_send_sfail(s, -EIO, "inode %" PRIu64 ": empty data segment at %" PRIu64,
-				  d->ino, pos);
+				  ino, pos);
 			break;
 		}
 		if ((uint64_t)hpos > end)
 			hpos = (off_t)end;
-		r = send_segment(s, f, d->ino, pos, (uint64_t)hpos - pos);
+		r = send_segment(s, f, ino, pos, (uint64_t)hpos - pos);
 		if (r < 0)
 			break;
 		pos = (uint64_t)hpos;
 	}
-	journal_snapfile_close(f);
 	return r;
+}
+
+/*
+ * The change set lists every file's DATA after all creates and links, one
+ * file after another; reading them one by one, each cold small file would
+ * cost one synchronous disk read. So DATA entries are queued, up to
+ * SEND_AHEAD_FILES files or SEND_AHEAD_BYTES: each is opened when queued
+ * and its first SEND_AHEAD_HEAD bytes are read ahead in the background,
+ * and the queue is sent in order when full, before the first ATTR entry
+ * and at the end. The stream is the same, record for record.
+ */
+#define SEND_AHEAD_BYTES ((uint64_t)32 << 20)
+#define SEND_AHEAD_HEAD ((uint64_t)1 << 20)
+
+int repl_send_data(struct send *s, const struct journal_diff *d)
+{
+	struct send_ahead *a;
+	int r;
+
+	if (s->ahead_n == SEND_AHEAD_FILES || s->ahead_bytes >= SEND_AHEAD_BYTES) {
+		r = repl_send_data_flush(s);
+		if (r < 0)
+			return r;
+	}
+	a = &s->ahead[s->ahead_n];
+	r = journal_snapfile_open(s->j, s->to_id, d->ino, &a->f);
+	if (r < 0)
+		return repl_send_sfail(s, r, "cannot open inode %" PRIu64 " in the snapshot", d->ino);
+	a->ino = d->ino;
+	a->off = d->off;
+	a->len = d->len;
+	journal_snapfile_willneed(a->f, (off_t)d->off, (off_t)UTIL_MIN(d->len, SEND_AHEAD_HEAD));
+	s->ahead_bytes += UTIL_MIN(d->len, SEND_AHEAD_HEAD);
+	s->ahead_n++;
+	return 0;
+}
+
+static int send_ahead_flush(struct send *s, bool send)
+{
+	int r = send ? 0 : -ECANCELED;
+
+	for (size_t i = 0; i < s->ahead_n; i++) {
+		struct send_ahead *a = &s->ahead[i];
+
+		if (r >= 0)
+			r = send_data_file(s, a->ino, a->off, a->len, a->f);
+		journal_snapfile_close(a->f);
+		a->f = NULL;
+	}
+	s->ahead_n = 0;
+	s->ahead_bytes = 0;
+	return send ? r : 0;
+}
+
+int repl_send_data_flush(struct send *s)
+{
+	return send_ahead_flush(s, true);
+}
+
+void repl_send_data_flush_drop(struct send *s)
+{
+	send_ahead_flush(s, false);
 }
 
 /* ---- xattrs of a snapshot ------------------------------------------------------ */

@@ -18,6 +18,9 @@ struct inoset {
 	size_t cap, n;  /* cap: power of two */
 };
 
+/* DATA entries a sender reads ahead at most (send_data.c). */
+#define SEND_AHEAD_FILES 128
+
 struct send {
 	struct journal *j;
 	struct repl_writer *w;
@@ -33,6 +36,12 @@ struct send {
 	struct repl_send_progress prog;
 	int64_t next_progress_ns, progress_every_ns;
 	uint64_t data_ino;          /* file of the last DATA entry */
+	struct send_ahead {         /* DATA entries read ahead, not sent yet (send_data.c) */
+		uint64_t ino, off, len;
+		struct journal_snapfile *f;
+	} ahead[SEND_AHEAD_FILES];
+	size_t ahead_n;
+	uint64_t ahead_bytes;
 	uint64_t data_sent;
 	uint64_t files;
 };
@@ -44,8 +53,15 @@ int repl_send_sfail(struct send *s, int r, const char *fmt, ...) __attribute__((
 /* Call the progress callback if it is time (or `final`). */
 void repl_send_progress(struct send *s, bool final);
 
-/* JDIFF_DATA: DATA and PUNCH records for the range. */
+/*
+ * JDIFF_DATA: DATA and PUNCH records for the range, queued (and read
+ * ahead) until repl_send_data_flush(), which sends the queue in order
+ * (and on failure still closes every queued file).
+ */
 int repl_send_data(struct send *s, const struct journal_diff *d);
+int repl_send_data_flush(struct send *s);
+/* Close what is queued without sending it (the stream failed). */
+void repl_send_data_flush_drop(struct send *s);
 /* JDIFF_ATTR: SETATTR, then the xattrs that differ from `from`. */
 int repl_send_attr(struct send *s, const struct journal_diff *d);
 

@@ -409,6 +409,12 @@ typedef int (*journal_snapseg_fn)(void *arg, const struct journal_snapseg *seg, 
  */
 int journal_snapfile_read_segs(struct journal_snapfile *f, size_t len, off_t off,
 			       journal_snapseg_fn reply, void *arg);
+/*
+ * Start reading [off, off + len) of the file (at most 8 MiB) into the page
+ * cache in the background (POSIX_FADV_WILLNEED on the backing fds), for a
+ * reader that knows what it will read next. Best effort.
+ */
+void journal_snapfile_willneed(struct journal_snapfile *f, off_t off, off_t len);
 /* SEEK_DATA / SEEK_HOLE as the file was; -ENXIO past the end. */
 off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence);
 /*
