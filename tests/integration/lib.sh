@@ -320,6 +320,17 @@ mfs_kill9() {
 
 # ---- assertions --------------------------------------------------------------------------
 
+# cmp_tree DESC A B [fsstorm --compare options]: the trees must be identical
+cmp_tree() {
+	local desc=$1 a=$2 b=$3 out
+	shift 3
+	if out=$("$FSSTORM" --compare "$@" "$a" "$b" 2>&1); then
+		ok "$desc"
+	else
+		not_ok "$desc" "fsstorm --compare $* $a $b:" "$(head -n 20 <<<"$out")"
+	fi
+}
+
 # check DESC CMD...: CMD must exit 0
 check() {
 	local desc=$1 out

@@ -5,17 +5,6 @@
 # mirroring tests (peer status, waiting for a peer, comparing snapshots of a
 # source with the same snapshots of a replica, stream surgery).
 
-# cmp_tree DESC A B [fsstorm --compare options]: the trees must be identical
-cmp_tree() {
-	local desc=$1 a=$2 b=$3 out
-	shift 3
-	if out=$("$FSSTORM" --compare "$@" "$a" "$b" 2>&1); then
-		ok "$desc"
-	else
-		not_ok "$desc" "fsstorm --compare $* $a $b:" "$(head -n 20 <<<"$out")"
-	fi
-}
-
 # pstat TARGET UUID JQ_EXPR: one field of the peer's `status --json` entry
 pstat() {
 	"$MIRRORFS" status --json "$1" 2>/dev/null |

@@ -40,17 +40,6 @@ BIG_KB=$((BIG_MB * 1024 / NBIG))
 S=$T/src SM=$T/srcmnt R=$T/replica DR=$T/dr
 mkdir "$S" "$SM" "$DR"
 
-# cmp_tree DESC A B [fsstorm --compare options]: the trees must be identical
-cmp_tree() {
-	local desc=$1 a=$2 b=$3 out
-	shift 3
-	if out=$("$FSSTORM" --compare "$@" "$a" "$b" 2>&1); then
-		ok "$desc"
-	else
-		not_ok "$desc" "fsstorm --compare $* $a $b:" "$(head -n 20 <<<"$out")"
-	fi
-}
-
 
 # sync_peer: ship the newest snapshot of the source and wait for it
 sync_peer() {

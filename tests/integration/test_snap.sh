@@ -38,17 +38,6 @@ SEG_OPS=${SNAP_SEGMENT_OPS:-500}
 RANDOM=$SNAP_SEED
 diag "SNAP_SEED=$SNAP_SEED"
 
-# cmp_tree DESC A B [fsstorm --compare options]: the trees must be identical
-cmp_tree() {
-	local desc=$1 a=$2 b=$3 out
-	shift 3
-	if out=$("$FSSTORM" --compare "$@" "$a" "$b" 2>&1); then
-		ok "$desc"
-	else
-		not_ok "$desc" "fsstorm --compare $* $a $b:" "$(head -n 20 <<<"$out")"
-	fi
-}
-
 
 # usec: the wall clock in microseconds (no fork)
 usec() {
