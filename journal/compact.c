@@ -84,7 +84,7 @@ static int compact_step(struct journal *j, uint64_t *ret_n)
 	int r;
 
 	*ret_n = 0;
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, false, &c);
 	if (r < 0)
 		return r;
 	r = compact_cutoff(j, c, &cut, &del_keep);

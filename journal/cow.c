@@ -53,7 +53,7 @@ static uint64_t cow_interval(struct journal *j)
 
 /* ---- inline write transactions ------------------------------------------ */
 
-int jtxn_begin(struct journal *j, struct jconn **ret)
+int jtxn_begin(struct journal *j, bool durable, struct jconn **ret)
 {
 	sqlite3_stmt *s;
 	int r;
@@ -62,6 +62,11 @@ int jtxn_begin(struct journal *j, struct jconn **ret)
 		return -EROFS;
 	pthread_mutex_lock(&j->wconn_lock);
 	r = db_wconn_ensure(j);
+	if (r < 0) {
+		pthread_mutex_unlock(&j->wconn_lock);
+		return r;
+	}
+	r = db_wconn_sync(j, durable);
 	if (r < 0) {
 		pthread_mutex_unlock(&j->wconn_lock);
 		return r;
@@ -231,7 +236,7 @@ static int preserve_attr_locked(struct journal *j, struct jobj *o, int fd, uint6
 	} while (r == -EAGAIN && ++tries < 5);
 	if (r < 0)
 		return r;
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, false, &c);
 	if (r < 0)
 		goto out;
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
@@ -464,15 +469,17 @@ static int preserve_chunks_locked(struct journal *j, struct jobj *o, int fd,
 		r = -errno;
 		goto out;
 	}
-	for (size_t k = 0; k < ntodo; k++) {
+	for (size_t k = 0, run; k < ntodo; k += run) {
 		off_t a = (off_t)(todo[k] * (uint64_t)CHUNK);
-		off_t b = UTIL_MIN(a + CHUNK, size);
 
-		r = copy_range_sparse(src, dst, a, b);
+		/* one copy per run of adjacent chunks */
+		for (run = 1; k + run < ntodo && todo[k + run] == todo[k] + run; run++)
+			;
+		r = copy_range_sparse(src, dst, a, UTIL_MIN(a + (off_t)run * CHUNK, size));
 		if (r < 0)
 			goto undo;
 	}
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, false, &c);
 	if (r < 0)
 		goto undo;
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
@@ -517,6 +524,41 @@ out:
 	return r;
 }
 
+/*
+ * A sequential overwrite preserves chunk after chunk. When a preservation
+ * continues the previous one, it takes the next COW_AHEAD bytes too: one
+ * copy and one commit per window instead of one per write. Chunks taken
+ * early are exact: not written since the snapshot, they still hold its
+ * data. The old data of the window after that is asked for at once, so that
+ * its copy finds it in the page cache. Random overwrites take only what
+ * they overwrite. Stripe lock held exclusively.
+ */
+#define COW_AHEAD ((off_t)8 << 20)
+
+static bool cow_sequential(const struct cow_state *c, uint64_t first)
+{
+	return first != 0 && first == c->next_chunk;
+}
+
+static uint64_t cow_ahead_last(const struct cow_state *c, uint64_t first, uint64_t last, off_t size)
+{
+	uint64_t want = last + (uint64_t)(COW_AHEAD / CHUNK), eof;
+
+	if (!cow_sequential(c, first) || size <= 0)
+		return last;
+	eof = (uint64_t)((size - 1) / CHUNK);
+	return UTIL_MAX(last, UTIL_MIN(want, eof));
+}
+
+static void cow_read_ahead(struct cow_state *c, int fd, bool seq, uint64_t last, off_t size)
+{
+	off_t end = (off_t)((last + 1) * (uint64_t)CHUNK);
+
+	c->next_chunk = last + 1;
+	if (seq && end < size)
+		(void)posix_fadvise(fd, end, UTIL_MIN(COW_AHEAD, size - end), POSIX_FADV_WILLNEED);
+}
+
 /* Preserve what [off, end) of a regular file is about to lose. */
 static int preserve_range(struct journal *j, struct jobj *o, int fd, off_t off, off_t end)
 {
@@ -524,7 +566,7 @@ static int preserve_range(struct journal *j, struct jobj *o, int fd, off_t off, 
 	pthread_rwlock_t *lk;
 	struct stat st;
 	int r;
-	bool all = true;
+	bool all = true, seq;
 
 	if (end <= off)
 		return 0;
@@ -543,7 +585,11 @@ static int preserve_range(struct journal *j, struct jobj *o, int fd, off_t off, 
 		r = -errno;
 		goto out;
 	}
+	seq = cow_sequential(&o->cow, first);
+	last = cow_ahead_last(&o->cow, first, last, st.st_size);
 	r = preserve_chunks_locked(j, o, fd, first, last, st.st_size, tag - 1);
+	if (r >= 0)
+		cow_read_ahead(&o->cow, fd, seq, last, st.st_size);
 out:
 	pthread_rwlock_unlock(lk);
 	return r;
@@ -633,7 +679,7 @@ int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *
 		int64_t v[1] = { (int64_t)o->ino };
 		struct jconn *c;
 
-		r = jtxn_begin(j, &c);
+		r = jtxn_begin(j, false, &c);
 		if (r >= 0)
 			r = jtxn_end(j, c, db_exec_i64(c->db,
 				"INSERT OR IGNORE INTO orphans(ino) VALUES(?1)", 1, v));

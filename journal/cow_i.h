@@ -39,6 +39,7 @@ struct cow_state {
 	uint64_t data_tag;             /* stripe lock: interval + 1 the bitmap is for */
 	uint64_t *chunk_bits;          /* stripe lock: chunks preserved in that interval */
 	size_t chunk_words;            /* stripe lock */
+	uint64_t next_chunk;           /* stripe lock: chunk after the last preservation */
 };
 
 int cow_before_write(struct journal *j, struct jobj *o, int fd, off_t off, off_t len);

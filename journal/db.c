@@ -456,6 +456,26 @@ int db_wconn_ensure(struct journal *j)
 	return r;
 }
 
+/*
+ * Make the write connection's commits durable against power loss (FULL:
+ * the WAL is synced at COMMIT) or only against the death of the process
+ * (NORMAL). Caller holds wconn_lock.
+ */
+int db_wconn_sync(struct journal *j, bool full)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (full == j->sync_full)
+		return 0;
+	r = db_stmt(j->wconn, full ? ST_SYNC_FULL : ST_SYNC_NORMAL, &s);
+	if (r >= 0)
+		r = db_step_done(s);
+	if (r >= 0)
+		j->sync_full = full;
+	return r;
+}
+
 /* Close every idle pooled connection. */
 static void db_pool_drain(struct journal *j)
 {

@@ -321,8 +321,10 @@ struct journal {
 /* ---- shared prototypes -------------------------------------------------- */
 
 /* cow.c: a short write transaction on the write connection, inline (takes
- * wconn_lock until jtxn_end(), which commits if r >= 0, else rolls back). */
-int jtxn_begin(struct journal *j, struct jconn **ret);
+ * wconn_lock until jtxn_end(), which commits if r >= 0, else rolls back).
+ * `durable`: the commit survives a power loss (snapshots, peers, replica
+ * state); otherwise only the death of the process, as the records do. */
+int jtxn_begin(struct journal *j, bool durable, struct jconn **ret);
 int jtxn_end(struct journal *j, struct jconn *c, int r);
 
 /* writer.c */
@@ -383,6 +385,8 @@ int db_meta_get_int(struct jconn *c, const char *key, int64_t *ret);
 int db_meta_get_text(struct jconn *c, const char *key, char *buf, size_t size);
 /* The write connection, made now if a NO_START open closed it; wconn_lock held. */
 int db_wconn_ensure(struct journal *j);
+/* synchronous=FULL or NORMAL for the write connection's commits; wconn_lock held. */
+int db_wconn_sync(struct journal *j, bool full);
 int db_meta_set_text(struct jconn *c, const char *key, const char *v);
 
 /* recover.c */

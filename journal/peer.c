@@ -32,7 +32,7 @@ const char *journal_peer_state_name(enum journal_peer_state s)
 static int ptxn_begin(struct journal *j, struct jconn **ret)
 {
 	if (!(j->flags & JOURNAL_OPEN_READONLY))
-		return jtxn_begin(j, ret);
+		return jtxn_begin(j, true, ret);
 	if (!j->cconn)
 		return -EROFS;
 	pthread_mutex_lock(&j->cconn_lock);

@@ -66,7 +66,7 @@ int journal_replica_claim(struct journal *j, const char *source_id, char ret_own
 	r = journal_flush(j);
 	if (r < 0)
 		return r;
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, true, &c);
 	if (r < 0)
 		return r;
 	r = db_meta_get_text(c, META_OWNER, owner, sizeof(owner));
@@ -134,7 +134,7 @@ int journal_recv_pos_set(struct journal *j, const char *source_id, const char *f
 	r = journal_flush(j);
 	if (r < 0)
 		return r;
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, true, &c);
 	if (r < 0)
 		return r;
 	rc = sqlite3_prepare_v2(c->db, seq ?

@@ -199,7 +199,7 @@ int journal_snap_create(struct journal *j, const char *name, struct journal_snap
 	r = journal_flush(j);
 	if (r < 0)
 		goto out;
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, true, &c);
 	if (r < 0)
 		goto out;
 	if (snap_query(c, name, 0, &tmp) == 0) {
@@ -257,7 +257,7 @@ int journal_snap_delete(struct journal *j, const char *name)
 	r = journal_flush(j);
 	if (r < 0)
 		goto out;
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, true, &c);
 	if (r < 0)
 		goto out;
 	r = snap_query(c, name, 0, &sn);
@@ -305,7 +305,7 @@ static int snap_hold_change(struct journal *j, const char *name, const char *tag
 
 	if (!tag || !*tag || strlen(tag) > 63 || strchr(tag, ','))
 		return -EINVAL;
-	r = jtxn_begin(j, &c);
+	r = jtxn_begin(j, true, &c);
 	if (r < 0)
 		return r;
 	r = snap_query(c, name, 0, &sn);

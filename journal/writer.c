@@ -876,12 +876,9 @@ static int batch_apply(struct journal *j, struct jrec *recs, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (recs[i].op == JREC_SYNC)
 			want_full = true;
-	if (want_full != j->sync_full) {
-		r = st_exec(j, want_full ? ST_SYNC_FULL : ST_SYNC_NORMAL);
-		if (r < 0)
-			return r;
-		j->sync_full = want_full;
-	}
+	r = db_wconn_sync(j, want_full);
+	if (r < 0)
+		return r;
 	r = st_exec(j, ST_BEGIN);
 	if (r < 0)
 		return r;

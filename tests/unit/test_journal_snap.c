@@ -175,6 +175,61 @@ static void test_cow_truncate_punch_append(void **state)
 	fx_close(f);
 }
 
+/* The byte chunk `i` of the test file holds before any overwrite. */
+static char seq_orig(uint64_t i)
+{
+	return (char)('a' + i % 26);
+}
+
+/*
+ * A sequential overwrite preserves a window of chunks ahead of the write
+ * at once; a snapshot taken in the middle, the chunks taken early and the
+ * random writes after must all stay exact, and random writes take only
+ * what they overwrite.
+ */
+static void test_cow_sequential_ahead(void **state)
+{
+	enum { N = 200 };
+	struct fx *f = *state;
+	uint64_t ino, s1, s2, s3;
+	int fd;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	for (uint64_t i = 0; i < N; i++)
+		put(f, ino, fd, seq_orig(i), (off_t)(i * CH), CH);
+	s1 = snap(f, "s1");
+	for (uint64_t i = 0; i < N / 2; i++)
+		put(f, ino, fd, 'Z', (off_t)(i * CH), CH);
+	/* chunks past the write were taken early, not all of the file */
+	assert_true(q_int(f, "SELECT count(*) FROM cow_chunk WHERE ino=?", (int64_t)ino) > N / 2);
+	assert_true(q_int(f, "SELECT count(*) FROM cow_chunk WHERE ino=?", (int64_t)ino) < N);
+	s2 = snap(f, "s2");
+	for (uint64_t i = N / 2; i < N; i++)
+		put(f, ino, fd, 'Y', (off_t)(i * CH), CH);
+	for (uint64_t i = 0; i < N; i++)
+		put(f, ino, fd, 'W', (off_t)(i * CH), CH);
+	s3 = snap(f, "s3");
+	/* random overwrites after s3: no window */
+	put(f, ino, fd, 'R', 150 * CH + 10, 100);
+	put(f, ino, fd, 'R', 20 * CH, 10);
+	put(f, ino, fd, 'R', 60 * CH, 10);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM cow_chunk WHERE ino=? AND interval="
+			       "(SELECT max(interval) FROM cow_chunk)", (int64_t)ino), 3);
+
+	for (uint64_t i = 0; i < N; i++) {
+		off_t a = (off_t)(i * CH), b = a + CH - 1;
+
+		assert_int_equal(snap_byte(f, s1, ino, a), seq_orig(i));
+		assert_int_equal(snap_byte(f, s1, ino, b), seq_orig(i));
+		assert_int_equal(snap_byte(f, s2, ino, a), i < N / 2 ? 'Z' : seq_orig(i));
+		assert_int_equal(snap_byte(f, s2, ino, b), i < N / 2 ? 'Z' : seq_orig(i));
+		assert_int_equal(snap_byte(f, s3, ino, a + 10), 'W');
+	}
+	close(fd);
+	fx_close(f);
+}
+
 /* Gathers what journal_snapfile_read_segs() hands over into one buffer. */
 struct seg_sink {
 	char buf[4 * CH + 64];
@@ -585,6 +640,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cow_overlapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_truncate_punch_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cow_sequential_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
