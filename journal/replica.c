@@ -134,7 +134,8 @@ int journal_recv_pos_set(struct journal *j, const char *source_id, const char *f
 	r = journal_flush(j);
 	if (r < 0)
 		return r;
-	r = jtxn_begin(j, true, &c);
+	/* a position lost with a power loss only replays records: NORMAL */
+	r = jtxn_begin(j, false, &c);
 	if (r < 0)
 		return r;
 	rc = sqlite3_prepare_v2(c->db, seq ?

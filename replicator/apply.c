@@ -457,6 +457,7 @@ static int apply_setattr(struct recv *c, const struct repl_setattr *a)
 	struct journal_attr ja = { 0 };
 	struct stat st;
 	int fd, wfd = -1, r;
+	bool chowned = false;
 
 	if (a->ino != JOURNAL_ROOT_INO && (r = check_ino(c, a->ino, "changed")) < 0)
 		return r;
@@ -479,10 +480,13 @@ static int apply_setattr(struct recv *c, const struct repl_setattr *a)
 				r = repl_recv_fail(c, r, "cannot change the owner of inode %" PRIu64, a->ino);
 				goto out;
 			}
+			chowned = true;
 		}
 	}
+	/* What already holds (a new file's mode, the size its data gave it) costs nothing. */
 	ja = (struct journal_attr){ 0 };
-	if ((a->valid & REPL_ATTR_MODE) && !S_ISLNK(st.st_mode)) {
+	if ((a->valid & REPL_ATTR_MODE) && !S_ISLNK(st.st_mode) &&
+	    (chowned || (st.st_mode & 07777) != (a->mode & 07777))) {
 		ja.valid |= JOURNAL_ATTR_MODE;
 		ja.mode = a->mode;
 	}
@@ -491,11 +495,13 @@ static int apply_setattr(struct recv *c, const struct repl_setattr *a)
 			r = repl_recv_fail(c, -EINVAL, "inode %" PRIu64 " is not a regular file", a->ino);
 			goto out;
 		}
-		r = file_get(c, a->ino, &wfd);
-		if (r < 0)
-			goto out;
-		ja.valid |= JOURNAL_ATTR_SIZE;
-		ja.size = (off_t)a->size;
+		if ((off_t)a->size != st.st_size) {
+			r = file_get(c, a->ino, &wfd);
+			if (r < 0)
+				goto out;
+			ja.valid |= JOURNAL_ATTR_SIZE;
+			ja.size = (off_t)a->size;
+		}
 	}
 	if (a->valid & REPL_ATTR_ATIME) {
 		ja.valid |= JOURNAL_ATTR_ATIME;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of
- * every stream record (docs/STREAM.md). Slicing-by-8 over tables built once
- * at first use; about 1-2 GB/s, enough next to zstd at level 1.
+ * every stream record (docs/STREAM.md). The CPU's crc32 instruction where
+ * there is one (SSE4.2: ~10x faster; both ends checksum every byte of an
+ * initial sync), else slicing-by-8 over tables built once at first use.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include "repl_i.h"
 
@@ -28,7 +30,7 @@ static void crc_init(void)
 					  crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
-uint32_t repl_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t repl_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -48,4 +50,34 @@ uint32_t repl_crc32c(uint32_t crc, const void *buf, size_t len)
 	while (len--)
 		crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
 	return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	uint64_t c = ~crc;
+
+	while (len >= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return ~(uint32_t)c;
+}
+#endif
+
+uint32_t repl_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc32c_hw(crc, buf, len);
+#endif
+	return repl_crc32c_sw(crc, buf, len);
 }

@@ -30,7 +30,7 @@
 #include "repl_i.h"
 
 #define MARKER "/in-progress"
-#define DEFAULT_SAVE_EVERY 256u
+#define DEFAULT_SAVE_EVERY 2048u
 #define DEFAULT_SAVE_MS 1000
 
 struct serve {

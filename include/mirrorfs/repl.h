@@ -44,6 +44,8 @@ const char *repl_last_errmsg(void);
 
 /* CRC-32C (Castagnoli), as used by every record. crc = 0 to start. */
 uint32_t repl_crc32c(uint32_t crc, const void *buf, size_t len);
+/* The same without the CPU's crc32 instruction (what other CPUs use; tests). */
+uint32_t repl_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
 /* ---- records ------------------------------------------------------------- */
 
