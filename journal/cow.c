@@ -426,6 +426,18 @@ out:
 	return r;
 }
 
+static void unsynced_add(struct cow_state *c, uint64_t interval)
+{
+	c->copies++;
+	for (unsigned i = 0; i < c->nunsynced; i++)
+		if (c->unsynced[i] == interval)
+			return;
+	if (c->nunsynced < sizeof(c->unsynced) / sizeof(c->unsynced[0]))
+		c->unsynced[c->nunsynced++] = interval;
+	else
+		c->unsynced_more = true;
+}
+
 /*
  * Preserve the chunks [first, last] of `o` that are below `size` and not yet
  * preserved in this interval; mark every chunk of the range as handled.
@@ -501,6 +513,7 @@ static int preserve_chunks_locked(struct journal *j, struct jobj *o, int fd,
 	if (r < 0)
 		goto undo;
 	atomic_fetch_add(&o->cow.gen, 1);
+	unsynced_add(&o->cow, interval);
 mark:
 	for (uint64_t i = first; i <= last; i++) {
 		r = bit_set(&o->cow, i);
@@ -701,6 +714,79 @@ void cow_state_release(struct cow_state *c)
 	c->chunk_bits = NULL;
 	c->chunk_words = 0;
 	c->data_tag = 0;
+}
+
+static int sync_store_file(struct journal *j, uint64_t ino, uint64_t interval)
+{
+	char name[64];
+	int fd, r = 0;
+
+	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, ino, interval);
+	fd = openat(j->cow_fd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;   /* freed since: nothing to keep */
+	if (fdatasync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* Every interval with a store file of `ino` (more than cow_state remembers). */
+static int sync_store_all(struct journal *j, uint64_t ino)
+{
+	static const char sql[] = "SELECT DISTINCT interval FROM cow_chunk WHERE ino=?1";
+	struct jconn *conn;
+	sqlite3_stmt *s;
+	int r = 0, rc;
+
+	r = db_conn_get(j, &conn);
+	if (r < 0)
+		return r;
+	rc = sqlite3_prepare_v2(conn->db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		db_conn_put(j, conn);
+		return journal_err(rc);
+	}
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		r = sync_store_file(j, ino, (uint64_t)sqlite3_column_int64(s, 0));
+	sqlite3_finalize(s);
+	db_conn_put(j, conn);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = journal_err(rc);
+	return r;
+}
+
+int cow_sync(struct journal *j, struct jobj *o)
+{
+	pthread_rwlock_t *lk = cow_stripe(j, o->ino);
+	uint64_t iv[4], copies;
+	unsigned n;
+	bool more;
+	int r = 0;
+
+	pthread_rwlock_rdlock(lk);
+	n = o->cow.nunsynced;
+	memcpy(iv, o->cow.unsynced, sizeof(iv));
+	more = o->cow.unsynced_more;
+	copies = o->cow.copies;
+	pthread_rwlock_unlock(lk);
+	if (n == 0 && !more)
+		return 0;
+	if (more)
+		r = sync_store_all(j, o->ino);
+	for (unsigned i = 0; i < n && r == 0 && !more; i++)
+		r = sync_store_file(j, o->ino, iv[i]);
+	if (r < 0)
+		return r;
+	/* forget them unless copies were made meanwhile (those may not be synced) */
+	pthread_rwlock_wrlock(lk);
+	if (o->cow.copies == copies) {
+		o->cow.nunsynced = 0;
+		o->cow.unsynced_more = false;
+	}
+	pthread_rwlock_unlock(lk);
+	return 0;
 }
 
 /* ---- life cycle ----------------------------------------------------------- */

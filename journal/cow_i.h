@@ -40,6 +40,11 @@ struct cow_state {
 	uint64_t *chunk_bits;          /* stripe lock: chunks preserved in that interval */
 	size_t chunk_words;            /* stripe lock */
 	uint64_t next_chunk;           /* stripe lock: chunk after the last preservation */
+	/* stripe lock: intervals whose store file has copies not yet fsynced */
+	uint64_t unsynced[4];
+	unsigned nunsynced;
+	bool unsynced_more;            /* more intervals than that: ask the table */
+	uint64_t copies;               /* stripe lock: preservations so far */
 };
 
 int cow_before_write(struct journal *j, struct jobj *o, int fd, off_t off, off_t len);
@@ -55,6 +60,13 @@ int cow_before_attr(struct journal *j, struct jobj *o, int fd);
 int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *name, nlink_t nlink);
 /* Free the cow_state of an object being dropped from memory. */
 void cow_state_release(struct cow_state *c);
+/*
+ * Make the preserved copies of `o` durable (fdatasync of its store files
+ * with copies since the last call): an fsync of the live file runs this
+ * first, so that a power loss cannot keep the overwrite and lose the old
+ * data a snapshot reads.
+ */
+int cow_sync(struct journal *j, struct jobj *o);
 
 /* ---- used by snap.c / snapview.c ---------------------------------------- */
 

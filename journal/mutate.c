@@ -1135,7 +1135,15 @@ int journal_fsync(struct journal *j, uint64_t ino, int fd, bool datasync)
 {
 	struct jrec rec = { .op = JREC_SYNC };
 
-	(void)ino;
+	if (fd >= 0 && !(j->flags & JOURNAL_OPEN_READONLY)) {
+		/* the old data snapshots read must not be lost while the new is kept */
+		struct jobj *o = obj_get(j, ino);
+		int r = o ? cow_sync(j, o) : 0;
+
+		obj_put(o);
+		if (r < 0)
+			return r;
+	}
 	if (fd >= 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
 		return -errno;
 	if (j->flags & JOURNAL_OPEN_READONLY)

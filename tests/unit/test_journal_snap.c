@@ -226,6 +226,19 @@ static void test_cow_sequential_ahead(void **state)
 		assert_int_equal(snap_byte(f, s2, ino, b), i < N / 2 ? 'Z' : seq_orig(i));
 		assert_int_equal(snap_byte(f, s3, ino, a + 10), 'W');
 	}
+	/* fsync first syncs the store files holding copies (three intervals here) */
+	assert_int_equal(journal_fsync(f->j, ino, fd, true), 0);
+	/* more intervals than the object remembers: found through the table */
+	for (int k = 0; k < 6; k++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "m%d", k);
+		snap(f, name);
+		put(f, ino, fd, 'M', (off_t)k * 3 * CH, 10);
+	}
+	assert_int_equal(journal_fsync(f->j, ino, fd, false), 0);
+	assert_int_equal(journal_fsync(f->j, ino, fd, false), 0);
+	assert_int_equal(snap_byte(f, s3, ino, 0), 'W');
 	close(fd);
 	fx_close(f);
 }
