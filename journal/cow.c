@@ -490,6 +490,12 @@ static int preserve_chunks_locked(struct journal *j, struct jobj *o, int fd,
 		r = copy_range_sparse(src, dst, a, UTIL_MIN(a + (off_t)run * CHUNK, size));
 		if (r < 0)
 			goto undo;
+		/*
+		 * Start writing the copy back now: the next fsync of the file
+		 * waits for it (cow_sync), better it is on its way already.
+		 */
+		if (run > 1)
+			(void)sync_file_range(dst, a, (off_t)run * CHUNK, SYNC_FILE_RANGE_WRITE);
 	}
 	r = jtxn_begin(j, false, &c);
 	if (r < 0)
