@@ -581,7 +581,7 @@ static void cow_read_ahead(struct cow_state *c, int fd, bool seq, uint64_t last,
 /* Preserve what [off, end) of a regular file is about to lose. */
 static int preserve_range(struct journal *j, struct jobj *o, int fd, off_t off, off_t end)
 {
-	uint64_t tag = cow_interval(j) + 1, first, last;
+	uint64_t tag = cow_interval(j) + 1, first, last, ahead;
 	pthread_rwlock_t *lk;
 	struct stat st;
 	int r;
@@ -605,10 +605,13 @@ static int preserve_range(struct journal *j, struct jobj *o, int fd, off_t off, 
 		goto out;
 	}
 	seq = cow_sequential(&o->cow, first);
-	last = cow_ahead_last(&o->cow, first, last, st.st_size);
-	r = preserve_chunks_locked(j, o, fd, first, last, st.st_size, tag - 1);
+	ahead = cow_ahead_last(&o->cow, first, last, st.st_size);
+	r = preserve_chunks_locked(j, o, fd, first, ahead, st.st_size, tag - 1);
+	/* short of space for the window: what this write needs may still fit */
+	if (r == -ENOSPC && ahead > last)
+		r = preserve_chunks_locked(j, o, fd, first, ahead = last, st.st_size, tag - 1);
 	if (r >= 0)
-		cow_read_ahead(&o->cow, fd, seq, last, st.st_size);
+		cow_read_ahead(&o->cow, fd, seq, ahead, st.st_size);
 out:
 	pthread_rwlock_unlock(lk);
 	return r;
