@@ -453,6 +453,7 @@ int db_wconn_ensure(struct journal *j)
 		db_conn_close(j->wconn);
 		j->wconn = NULL;
 	}
+	j->sync_full = false;   /* a new connection starts at NORMAL */
 	return r;
 }
 
