@@ -379,6 +379,14 @@ ssize_t journal_snap_getxattr(struct journal *j, uint64_t snap_id, uint64_t ino,
 ssize_t journal_snap_listxattr(struct journal *j, uint64_t snap_id, uint64_t ino,
 			       char *buf, size_t size);
 
+/*
+ * For the calling thread only, until called again with false: keep the
+ * object last opened for a snapshot view open, so that the next stat,
+ * xattr or file open of the same object skips the lookup by name (the
+ * sender reads each object three times in a row). It pins that one inode.
+ */
+void journal_snap_keep_open(struct journal *j, bool on);
+
 /* An open regular file of a snapshot. */
 struct journal_snapfile;
 int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,

@@ -24,6 +24,7 @@
 #include "mirrorfs/journal.h"
 #include "mirrorfs/util.h"
 #include "journal_fx.h"
+#include "fdcount.h"
 
 #define CH JOURNAL_CHUNK_SIZE
 
@@ -239,6 +240,44 @@ static void test_cow_sequential_ahead(void **state)
 	assert_int_equal(journal_fsync(f->j, ino, fd, false), 0);
 	assert_int_equal(journal_fsync(f->j, ino, fd, false), 0);
 	assert_int_equal(snap_byte(f, s3, ino, 0), 'W');
+	close(fd);
+	fx_close(f);
+}
+
+/*
+ * journal_snap_keep_open(): the same answers with the object kept open,
+ * the kept object follows its inode through a rename and an unlink, and
+ * nothing stays open once the thread is done.
+ */
+static void test_snap_keep_open(void **state)
+{
+	struct fx *f = *state;
+	struct stat st, st2;
+	uint64_t ino, s1;
+	int fd, fds0;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	put(f, ino, fd, 'k', 0, 3 * CH);
+	s1 = snap(f, "s1");
+	put(f, ino, fd, 'n', CH, 10);
+	fds0 = count_fds();
+
+	journal_snap_keep_open(f->j, true);
+	assert_int_equal(journal_snap_stat(f->j, s1, ino, &st), 0);
+	assert_int_equal(snap_byte(f, s1, ino, 0), 'k');
+	assert_int_equal(count_fds(), fds0 + 1);       /* kept */
+	assert_int_equal(journal_rename(f->j, f->root, ROOT, "f", f->root, ROOT, "g", 0), 0);
+	assert_int_equal(journal_snap_stat(f->j, s1, ino, &st2), 0);
+	assert_int_equal(st2.st_size, st.st_size);
+	assert_int_equal(snap_byte(f, s1, ino, CH + 1), 'k');
+	assert_int_equal(snap_byte(f, s1, ino, 2 * CH + 1), 'k');
+	assert_int_equal(journal_unlink(f->j, f->root, ROOT, "g"), 0);
+	assert_int_equal(snap_byte(f, s1, ino, CH + 1), 'k');
+	journal_snap_keep_open(f->j, false);
+	assert_int_equal(count_fds(), fds0);           /* released */
+	assert_int_equal(snap_byte(f, s1, ino, 0), 'k');
+	assert_int_equal(count_fds(), fds0);           /* not kept without asking */
 	close(fd);
 	fx_close(f);
 }
@@ -654,6 +693,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cow_overlapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_truncate_punch_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_sequential_ahead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_keep_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),

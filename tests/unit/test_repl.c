@@ -29,6 +29,7 @@
 
 #include "mirrorfs/log.h"
 #include "mirrorfs/repl.h"
+#include "fdcount.h"
 
 #define UUID "3f2a9c4e-1b7d-4e8a-9c0f-5d6e7f8a9b0c"
 
@@ -1512,18 +1513,6 @@ static struct repl_url sshd_url(void)
 		.path = "/srv/replica",
 	};
 	return u;
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
 }
 
 static void test_ssh_echo(void **state)
