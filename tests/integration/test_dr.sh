@@ -25,8 +25,9 @@
 #     ids fail with ENOENT); when it is the newest, the root moves to the
 #     newest remaining one, as one: with the kernel holding fresh entries of
 #     the deleted one, no walk from the root fails once the root shows the
-#     other (the probe again, a deep path, the whole tree); then a clean
-#     unmount, the daemon exits 0.
+#     other (the probe again, a deep path, the whole tree); then `mirrorfs
+#     umount` of each mount returns only once its daemon has exited (also
+#     a daemon slow to exit), with status 0.
 #
 # DR_BIG_MB (default 200): data rewritten per incremental sync in part 4.
 # DR_ROUNDS (default 2): incremental syncs in part 4.
@@ -436,8 +437,16 @@ unbind "$RB"
 
 # ---------------------------------------------------------------------------
 section "unmount"
-mfs_umount "$DR"
-mfs_umount "$SM"
+assert_eq "$(mfs_pid "$DR")" "$(getfattr --absolute-names --only-values -n mirrorfs.mount.pid "$DR" 2>&1)" \
+	"the DR root's mirrorfs.mount.pid is its daemon's pid"
+# `mirrorfs umount X && use the replica`: it returns once the daemon is
+# gone, also when the daemon is slow to go (stopped for a second here)
+dpid=$(mfs_pid "$DR")
+kill -STOP "$dpid"
+(sleep 1; kill -CONT "$dpid") &
+T_BG+=("$!")
+mfs_cli_umount "$DR"
+mfs_cli_umount "$SM"
 if [ -n "$(mounts_below "$T")" ]; then
 	not_ok "nothing is left mounted" "$(mounts_below "$T")"
 else
