@@ -4,11 +4,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -179,10 +183,12 @@ out:
 static const struct cli_help umount_help = {
 	.synopsis = "mirrorfs umount MOUNTPOINT",
 	.description =
-	"Unmount a mirrorfs mount and wait until its daemon has committed and\n"
-	"closed the journal, so that when the command returns the backing\n"
-	"directory is free (for 'mirrorfs check', a new mount, a backup).\n"
-	"Fails if files are still open under MOUNTPOINT. 'unmount' is an alias.\n"
+	"Unmount a mirrorfs mount and wait (up to 60 seconds) until the daemon\n"
+	"that served it has exited, after committing and closing the journal, so\n"
+	"that when the command returns the backing directory is free (for\n"
+	"'mirrorfs check', a new mount, a backup; for a read-only mount of a\n"
+	"replica, the replica). Fails if files are still open under MOUNTPOINT.\n"
+	"'unmount' is an alias.\n"
 	"\n"
 	"options:\n"
 	"  -h, --help   show this help\n",
@@ -209,13 +215,75 @@ static int run_fusermount(const char *mountpoint)
 }
 
 /*
+ * Is the tree of `backing` a replica (its journal has an owner)? Then its
+ * mount is a DR mount, whose daemon does not hold the journal (a receiver
+ * may). False if that cannot be read.
+ */
+static bool backing_is_replica(const char *backing)
+{
+	struct journal_open_opts oo = { .flags = JOURNAL_OPEN_READONLY };
+	struct journal *j = NULL;
+	char owner[37] = "";
+
+	if (journal_open(backing, &oo, &j) < 0)
+		return false;
+	if (journal_replica_owner(j, owner) < 0)
+		owner[0] = '\0';
+	journal_close(j);
+	return owner[0] != '\0';
+}
+
+/*
+ * The pid of the daemon serving the DR mount at `mountpoint`, from its
+ * root's mirrorfs.mount.pid; 0 if it cannot say (a dead mount, an older
+ * daemon). Only DR mounts are asked: the daemon of any other mount holds
+ * the journal's lock, which names it, so a hung daemon cannot hang the
+ * unmount.
+ */
+static int dr_daemon_pid(const char *mountpoint, pid_t *ret)
+{
+	char buf[32], *end;
+	ssize_t n;
+	long pid;
+
+	*ret = 0;
+	n = lgetxattr(mountpoint, FS_MOUNT_PID_XATTR, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return errno == ENOTCONN || errno == ENODATA || errno == EOPNOTSUPP ? 0 : -errno;
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (errno || end == buf || *end || pid <= 0 || pid > INT_MAX)
+		return -EBADMSG;
+	*ret = (pid_t)pid;
+	return 0;
+}
+
+/* Wait until the process of `pidfd` has exited. Returns 0, -ETIMEDOUT, or -errno. */
+static int wait_daemon_exit(int pidfd, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		int64_t left = deadline - util_mono_ns();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)UTIL_MIN(left / 1000000 + 1, 1000));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
  * Wait until nobody holds the journal's lock (BACKING/.mirrorfs/lock): the
  * daemon releases it only after journal_close(), so then every record is
  * committed. Returns 0, -ETIMEDOUT, or -errno.
  */
-static int wait_journal_released(const char *backing)
+static int wait_journal_released(const char *backing, int64_t deadline)
 {
-	int64_t deadline = util_mono_ns() + (int64_t)UMOUNT_WAIT_SECONDS * 1000000000;
 	const struct timespec pause = { 0, 20 * 1000 * 1000 };
 	_cleanup_free_ char *lock_path = NULL;
 	_cleanup_close_ int fd = -1;
@@ -247,6 +315,10 @@ int cli_cmd_umount(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_mount m = { 0 };
+	bool replica = false;
+	pid_t pid = 0;
+	int64_t deadline;
+	int pidfd = -1;
 	const char *arg;
 	int c, r, ret = CLI_EXIT_OK;
 
@@ -263,6 +335,17 @@ int cli_cmd_umount(int argc, char **argv)
 				 strerror(-r));
 	if (r == 0)
 		return cli_error("cannot unmount '%s': not a mirrorfs mount", arg);
+
+	/*
+	 * The process to wait for, pinned by a pidfd (readable once it has
+	 * exited) while it still serves the mount. Without one (a dead mount,
+	 * an older daemon, no pidfd_open), only the journal's lock is left to
+	 * wait for, and a DR mount has none.
+	 */
+	replica = backing_is_replica(m.backing);
+	r = replica ? dr_daemon_pid(m.mountpoint, &pid) : journal_holder_pid(m.backing, &pid);
+	if (r >= 0 && pid > 0)
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
 	/* As root, umount2() needs no helper; otherwise the setuid fusermount3 does it. */
 	if (geteuid() == 0)
@@ -281,7 +364,25 @@ int cli_cmd_umount(int argc, char **argv)
 		goto out;
 	}
 
-	r = wait_journal_released(m.backing);
+	deadline = util_mono_ns() + (int64_t)UMOUNT_WAIT_SECONDS * 1000000000;
+	r = pidfd >= 0 ? wait_daemon_exit(pidfd, deadline) : 0;
+	if (r == -ETIMEDOUT) {
+		ret = cli_error("unmounted '%s', but after %d seconds its daemon (pid %ld) is "
+				"still running", arg, UMOUNT_WAIT_SECONDS, (long)pid);
+		goto out;
+	} else if (r < 0) {
+		ret = cli_error("unmounted '%s', but cannot tell whether its daemon (pid %ld) "
+				"has exited: %s", arg, (long)pid, strerror(-r));
+		goto out;
+	}
+	/*
+	 * The daemon's exit released the journal's lock (unless a child of it
+	 * inherited the lock). A DR mount holds none: whoever holds it then
+	 * is a receiver, not ours to wait for.
+	 */
+	if (replica)
+		goto out;
+	r = wait_journal_released(m.backing, deadline);
 	if (r == -ETIMEDOUT)
 		ret = cli_error("unmounted '%s', but after %d seconds the daemon still holds "
 				"the journal of '%s'", arg, UMOUNT_WAIT_SECONDS, m.backing);
@@ -289,6 +390,8 @@ int cli_cmd_umount(int argc, char **argv)
 		ret = cli_error("unmounted '%s', but cannot tell whether the journal of '%s' "
 				"is closed: %s", arg, m.backing, strerror(-r));
 out:
+	if (pidfd >= 0)
+		close(pidfd);
 	cli_mount_release(&m);
 	return ret;
 }

@@ -10,29 +10,42 @@
  * writer: the receiver must be able to take the journal at any time) and
  * the snapshot behind the root is read again now and then.
  *
- * How a new snapshot reaches the kernel (the root's node id, FUSE_ROOT_ID,
- * stays; the ids of the names in it encode their snapshot, snapdir.c):
- *  - fs_dr_snap() caches the newest snapshot id for FS_DR_TIMEOUT; the root's
- *    attributes, names and negative lookups time out as fast, and its
- *    listing is never cached. That alone bounds the delay by about twice
- *    FS_DR_TIMEOUT.
- *  - A watcher thread reads the newest snapshot every FS_DR_TIMEOUT and, on
- *    a change, invalidates the root's attributes and listing
- *    (fuse_lowlevel_notify_inval_inode) and each name the kernel may hold in
- *    the root (fuse_lowlevel_notify_inval_entry), so that the next path walk
- *    looks them up again and lands in the new snapshot. Notifications are
- *    sent from this thread, never from a request handler, and with no lock
- *    held: the kernel may wait for a request on the root to finish first.
- *    Past FS_DR_NAMES_MAX remembered names, the timeouts do the rest.
- *    Likewise for .snap when snapshots come or go: its listing and the
- *    names that changed (FS_SNAPDIR_TIMEOUT bounds the delay otherwise).
+ * The root's node id, FUSE_ROOT_ID, stays while the snapshot behind it
+ * changes; the ids of the names in it encode their snapshot (snapdir.c),
+ * and the kernel caches those entries for FS_DR_TIMEOUT. The root moves
+ * as one: once a path walk from the root sees the new snapshot anywhere,
+ * it sees it everywhere, even when the old one was deleted (then a stale
+ * entry would fail with ENOENT, not just show the old snapshot):
+ *  - Only the watcher thread reads the newest snapshot (every
+ *    FS_DR_TIMEOUT) and sets what the root shows (fs_dr.snap), so the root
+ *    never goes back to an older snapshot: each read starts after the
+ *    previous one ended. (Request handlers refreshing it themselves could
+ *    store a read that began before a deletion after one that began after
+ *    it, and bring a deleted snapshot back for a second.)
+ *  - On a change it first marks the root as moving: lookups in the root
+ *    still resolve in the old snapshot but are not cached, nor are
+ *    readdirplus entries of the root. Then it invalidates every name of
+ *    the old snapshot's root (fuse_lowlevel_notify_inval_entry): a
+ *    positive entry of the root can only be one of them, and negative
+ *    ones are never cached. Then the root shows the new snapshot and its
+ *    attributes are invalidated. The kernel serializes an invalidation
+ *    after a lookup or readdir in flight in the root (it holds the root's
+ *    lock across them), so an entry resolved in the old snapshot before
+ *    the move began is dropped too.
+ *  - If the old root's names could not be read, the entries cached before
+ *    the move began are left to time out instead (the move waits for it).
+ * Notifications are sent from the watcher only, never from a request
+ * handler, and with no lock held: the kernel may wait for a request on the
+ * root to finish first. Likewise for .snap when snapshots come or go: its
+ * listing and the names that changed (FS_SNAPDIR_TIMEOUT bounds the delay
+ * otherwise).
+ *
  * Files and directories already open keep the snapshot they were opened in
  * (it never changes); a path walk that starts below a directory the kernel
  * has already resolved (a cwd, an fd) stays in that directory's snapshot.
- * When the shown snapshot is deleted on the replica, its ids fail with
- * ENOENT and the root moves to the newest remaining one.
+ * When that snapshot is deleted on the replica, its ids fail with ENOENT.
  *
- * Threads: the FUSE workers call fs_dr_snap() and fs_dr_note_name(); the
+ * Threads: the FUSE workers call fs_dr_snap() and fs_dr_may_cache(); the
  * watcher is the only other thread. struct fs_dr's lock is a leaf lock.
  */
 #include <errno.h>
@@ -43,8 +56,6 @@
 #include "fs_i.h"
 #include "mirrorfs/log.h"
 #include "mirrorfs/util.h"
-
-#define FS_DR_PERIOD_NS ((int64_t)(FS_DR_TIMEOUT * 1e9))
 
 /* The newest snapshot in `v`: its id, 0 if none. */
 static uint64_t fs_dr_newest(const struct journal_snap *v, size_t n)
@@ -59,22 +70,6 @@ static uint64_t fs_dr_newest(const struct journal_snap *v, size_t n)
 		}
 	}
 	return newest;
-}
-
-/* The newest snapshot of the journal: its id, 0 if none, or -errno. */
-static int64_t fs_dr_read_newest(struct fs *fs)
-{
-	struct journal_snap *v = NULL;
-	uint64_t newest;
-	size_t n = 0;
-	int r;
-
-	r = journal_snap_list(fs->j, false, &v, &n);
-	if (r < 0)
-		return r;
-	newest = fs_dr_newest(v, n);
-	free(v);
-	return (int64_t)newest;
 }
 
 /* Is snapshot `id` in `v`? */
@@ -126,153 +121,187 @@ static void fs_dr_invalidate_snapdir(struct fs *fs, const struct journal_snap *o
 	}
 }
 
-int64_t fs_dr_snap(struct fs *fs)
+uint64_t fs_dr_snap(struct fs *fs, bool *ret_cache)
 {
 	struct fs_dr *d = &fs->drs;
-	int64_t now = util_mono_ns(), snap;
+	uint64_t snap;
 
 	pthread_mutex_lock(&d->lock);
-	snap = (int64_t)d->snap;
-	if (d->checked_ns && now - d->checked_ns < FS_DR_PERIOD_NS) {
-		pthread_mutex_unlock(&d->lock);
-		return snap;
-	}
-	pthread_mutex_unlock(&d->lock);
-
-	/*
-	 * Stale: read it again, without the lock (a journal call). Two workers
-	 * may both do it; the watcher owns the invalidation, so a change seen
-	 * here first is still noticed there (it compares with what it last
-	 * announced, not with d->snap).
-	 */
-	snap = fs_dr_read_newest(fs);
-	if (snap < 0) {
-		log_debug("dr: cannot read the newest snapshot: %s", journal_strerror((int)snap));
-		return snap;
-	}
-	pthread_mutex_lock(&d->lock);
-	d->snap = (uint64_t)snap;
-	d->checked_ns = now;
+	snap = d->snap;
+	if (ret_cache)
+		*ret_cache = !d->moving;
 	pthread_mutex_unlock(&d->lock);
 	return snap;
 }
 
-void fs_dr_note_name(struct fs *fs, const char *name)
+bool fs_dr_may_cache(struct fs *fs, uint64_t snap)
 {
 	struct fs_dr *d = &fs->drs;
-	char *copy = NULL;
+	bool ok;
 
 	pthread_mutex_lock(&d->lock);
-	for (size_t i = 0; i < d->nnames; i++) {
-		if (strcmp(d->names[i], name) == 0) {
-			pthread_mutex_unlock(&d->lock);
-			return;
-		}
-	}
-	if (d->nnames < FS_DR_NAMES_MAX)
-		copy = strdup(name);
-	if (copy)
-		d->names[d->nnames++] = copy;
-	else
-		d->names_overflow = true;   /* its entry times out instead */
+	ok = !d->moving && d->snap == snap;
 	pthread_mutex_unlock(&d->lock);
+	return ok;
 }
 
 /*
- * Tell the kernel to forget what it cached of the root and the names in
- * it. Called by the watcher only, with no lock held.
+ * Wait `seconds` or until told to stop. False if stopping. Watcher only,
+ * with d->lock held.
  */
-static void fs_dr_invalidate(struct fs *fs)
+static bool fs_dr_wait(struct fs_dr *d, double seconds)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)seconds;
+	until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!d->stop && pthread_cond_timedwait(&d->wake, &d->lock, &until) == 0)
+		;
+	return !d->stop;
+}
+
+static void fs_dr_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+struct fs_dr_names {
+	char **v;
+	size_t n, cap;
+};
+
+static int fs_dr_names_add(void *arg, const char *name, uint64_t ino, mode_t type,
+			   uint64_t next_cookie)
+{
+	struct fs_dr_names *l = arg;
+
+	/* The virtual .snap shadows it: the kernel's entry is never this one. */
+	if (strcmp(name, FS_SNAPDIR_NAME) == 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		char **nv = realloc(l->v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	l->v[l->n] = strdup(name);
+	if (!l->v[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+/* The names in the root of snapshot `snap` (none for 0), or -errno. */
+static int fs_dr_read_names(struct fs *fs, uint64_t snap, char ***ret, size_t *ret_n)
+{
+	struct fs_dr_names l = { 0 };
+	int r = 0;
+
+	if (snap)
+		r = journal_snap_readdir(fs->j, snap, JOURNAL_ROOT_INO, 0, fs_dr_names_add, &l);
+	if (r < 0) {
+		fs_dr_names_free(l.v, l.n);
+		return r;
+	}
+	*ret = l.v;
+	*ret_n = l.n;
+	return 0;
+}
+
+/*
+ * Move the root to snapshot `to` (0: none), see the top of this file.
+ * Watcher only, with d->lock held (dropped meanwhile). False if stopping.
+ */
+static bool fs_dr_move(struct fs *fs, uint64_t to)
 {
 	struct fs_dr *d = &fs->drs;
-	char **names;
-	size_t n;
-	int r;
+	char **names = NULL;
+	size_t n = 0;
+	uint64_t from = d->snap;
+	int r, rn;
 
-	/* Take the list: names looked up from now on are in the new snapshot. */
-	pthread_mutex_lock(&d->lock);
-	names = d->names;
-	n = d->nnames;
-	d->names = calloc(FS_DR_NAMES_MAX, sizeof(*d->names));
-	if (!d->names) {   /* keep the old list; try again next time */
-		d->names = names;
-		pthread_mutex_unlock(&d->lock);
-		names = NULL;
-		n = 0;
-	} else {
-		d->nnames = 0;
-		d->names_overflow = false;
-		pthread_mutex_unlock(&d->lock);
+	d->moving = true;
+	pthread_mutex_unlock(&d->lock);
+
+	/* Kept for the next move, read while `to` surely exists. */
+	rn = fs_dr_read_names(fs, to, &names, &n);
+	if (rn < 0)
+		log_warning("dr: cannot read the names in the root of snapshot %llu: %s",
+			    (unsigned long long)to, journal_strerror(rn));
+	for (size_t i = 0; d->names_known && i < d->nnames; i++) {
+		/* -ENOENT: the kernel holds no such entry (any more). */
+		r = fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, d->names[i],
+						     strlen(d->names[i]));
+		if (r < 0 && r != -ENOENT)
+			log_debug("dr: cannot invalidate '%s' in the root: %s", d->names[i],
+				  strerror(-r));
 	}
+	fs_dr_names_free(d->names, d->nnames);
+	d->names = names;
+	d->nnames = n;
 
+	pthread_mutex_lock(&d->lock);
+	/* Unknown names: what the kernel cached before the move times out. */
+	if (!d->names_known && !fs_dr_wait(d, FS_DR_TIMEOUT * 1.5))
+		return false;
+	d->names_known = rn >= 0;
+	d->snap = to;
+	d->moving = false;
+	pthread_mutex_unlock(&d->lock);
+
+	log_info("dr: the root now shows snapshot %llu (was %llu)", (unsigned long long)to,
+		 (unsigned long long)from);
 	r = fuse_lowlevel_notify_inval_inode(fs->se, FUSE_ROOT_ID, 0, 0);
 	if (r < 0 && r != -ENOENT)
 		log_debug("dr: cannot invalidate the root: %s", strerror(-r));
-	for (size_t i = 0; i < n; i++) {
-		/* -ENOENT: the kernel holds no such entry (any more). */
-		r = fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, names[i],
-						     strlen(names[i]));
-		if (r < 0 && r != -ENOENT)
-			log_debug("dr: cannot invalidate '%s' in the root: %s", names[i],
-				  strerror(-r));
-		free(names[i]);
-	}
-	free(names);
+	pthread_mutex_lock(&d->lock);
+	return true;
 }
 
 static void *fs_dr_watch(void *arg)
 {
 	struct fs *fs = arg;
 	struct fs_dr *d = &fs->drs;
-	struct journal_snap *seen = NULL;   /* the list the kernel was last told about */
-	size_t nseen = 0;
-	bool first = true;
 
 	pthread_mutex_lock(&d->lock);
-	while (!d->stop) {
+	while (fs_dr_wait(d, FS_DR_TIMEOUT)) {
 		struct journal_snap *v = NULL;
-		struct timespec until;
-		uint64_t snap, was;
+		uint64_t newest;
 		size_t n = 0;
 		int r;
 
 		pthread_mutex_unlock(&d->lock);
 		r = journal_snap_list(fs->j, false, &v, &n);
-		if (r >= 0) {
-			snap = fs_dr_newest(v, n);
-			was = fs_dr_newest(seen, nseen);
-			pthread_mutex_lock(&d->lock);
-			d->snap = snap;
-			d->checked_ns = util_mono_ns();
-			pthread_mutex_unlock(&d->lock);
-			if (!first && snap != was) {
-				log_info("dr: the root now shows snapshot %llu (was %llu)",
-					 (unsigned long long)snap, (unsigned long long)was);
-				fs_dr_invalidate(fs);
-			}
-			if (!first && !fs_dr_same(v, n, seen, nseen))
-				fs_dr_invalidate_snapdir(fs, seen, nseen, v, n);
-			free(seen);
-			seen = v;
-			nseen = n;
-			first = false;
-		} else {
-			log_debug("dr: cannot read the snapshots: %s", journal_strerror(r));
-		}
-
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += (time_t)FS_DR_TIMEOUT;
-		until.tv_nsec += (long)((FS_DR_TIMEOUT - (time_t)FS_DR_TIMEOUT) * 1e9);
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
 		pthread_mutex_lock(&d->lock);
-		while (!d->stop && pthread_cond_timedwait(&d->wake, &d->lock, &until) == 0)
-			;
+		if (r < 0) {
+			log_debug("dr: cannot read the snapshots: %s", journal_strerror(r));
+			continue;
+		}
+		newest = fs_dr_newest(v, n);
+		if (newest != d->snap && !fs_dr_move(fs, newest)) {
+			free(v);
+			break;
+		}
+		if (!fs_dr_same(v, n, d->seen, d->nseen)) {
+			pthread_mutex_unlock(&d->lock);
+			fs_dr_invalidate_snapdir(fs, d->seen, d->nseen, v, n);
+			pthread_mutex_lock(&d->lock);
+		}
+		free(d->seen);
+		d->seen = v;
+		d->nseen = n;
 	}
 	pthread_mutex_unlock(&d->lock);
-	free(seen);
 	return NULL;
 }
 
@@ -283,20 +312,14 @@ int fs_dr_init(struct fs *fs)
 	int r;
 
 	memset(d, 0, sizeof(*d));
-	d->names = calloc(FS_DR_NAMES_MAX, sizeof(*d->names));
-	if (!d->names)
-		return -ENOMEM;
 	r = pthread_condattr_init(&ca);
 	if (r == 0) {
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		r = pthread_cond_init(&d->wake, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	if (r != 0) {
-		free(d->names);
-		d->names = NULL;
+	if (r != 0)
 		return -r;
-	}
 	pthread_mutex_init(&d->lock, NULL);
 	fs->dr = true;
 	return 0;
@@ -306,6 +329,23 @@ int fs_dr_start(struct fs *fs)
 {
 	struct fs_dr *d = &fs->drs;
 	int r;
+
+	/*
+	 * What the root shows from the first request on. Unreadable now: an
+	 * empty root until the watcher can read it.
+	 */
+	r = journal_snap_list(fs->j, false, &d->seen, &d->nseen);
+	if (r < 0) {
+		log_warning("dr: cannot read the snapshots: %s", journal_strerror(r));
+		d->seen = NULL;
+		d->nseen = 0;
+	}
+	d->snap = fs_dr_newest(d->seen, d->nseen);
+	r = fs_dr_read_names(fs, d->snap, &d->names, &d->nnames);
+	d->names_known = r >= 0;
+	if (r < 0)
+		log_warning("dr: cannot read the names in the root of snapshot %llu: %s",
+			    (unsigned long long)d->snap, journal_strerror(r));
 
 	r = pthread_create(&d->thread, NULL, fs_dr_watch, fs);
 	if (r != 0)
@@ -328,11 +368,12 @@ void fs_dr_release(struct fs *fs)
 		pthread_join(d->thread, NULL);
 		d->running = false;
 	}
-	for (size_t i = 0; i < d->nnames; i++)
-		free(d->names[i]);
-	free(d->names);
+	fs_dr_names_free(d->names, d->nnames);
 	d->names = NULL;
 	d->nnames = 0;
+	free(d->seen);
+	d->seen = NULL;
+	d->nseen = 0;
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 }

@@ -88,23 +88,27 @@ struct fs_itable {
 
 /*
  * DR mode: a read-only mount of a replica (dr.c). The root serves the
- * newest snapshot; a watcher thread notices a newer one and invalidates
- * what the kernel cached of the root. Lock order: fs_dr.lock is a leaf
- * lock like fs_itable.lock (never both held).
+ * newest snapshot; a watcher thread notices a change, drops what the
+ * kernel cached of the root's entries, and only then moves the root.
+ * Lock order: fs_dr.lock is a leaf lock like fs_itable.lock (never both
+ * held).
  */
-#define FS_DR_NAMES_MAX 1024   /* root names remembered for invalidation */
-
 struct fs_dr {
 	pthread_mutex_t lock;     /* leaf: never held across a journal call or a notify */
 	pthread_cond_t wake;      /* the watcher waits on it; signalled to stop it */
-	uint64_t snap;            /* newest snapshot id, 0 = none; protected by lock */
-	int64_t checked_ns;       /* when `snap` was read (monotonic); protected by lock */
-	char **names;             /* names the kernel may cache in the root; protected by lock */
-	size_t nnames;            /* protected by lock */
-	bool names_overflow;      /* more names than FS_DR_NAMES_MAX; protected by lock */
+	/* The snapshot the root shows, 0 = none; written by the watcher only. Protected by lock. */
+	uint64_t snap;
+	/* The root is moving: the kernel must not cache entries of it. Protected by lock. */
+	bool moving;
 	bool stop;                /* protected by lock */
 	bool running;             /* the watcher thread exists; owner: fs_mount_run's thread */
 	pthread_t thread;
+	/* The watcher's own (fs_dr_start before it exists): */
+	struct journal_snap *seen; /* the snapshot list the kernel was last told about */
+	size_t nseen;
+	char **names;             /* the names in the root of `snap` (without .snap) */
+	size_t nnames;
+	bool names_known;         /* false: they could not be read */
 };
 
 struct fs {
@@ -271,24 +275,33 @@ ssize_t fs_snap_copy_out(struct fs *fs, struct fuse_file_info *fi_in, off_t off_
 /* ---- dr.c: DR mode, the read-only mount of a replica ---------------------- */
 
 /*
- * Attribute and entry timeout of the DR root and of the names in it (also
- * negative ones): the root's node id stays while the snapshot behind it
- * changes. Also how often the newest snapshot is read again.
+ * Attribute timeout of the DR root and entry timeout of the names in it
+ * (negative ones are not cached): the root's node id stays while the
+ * snapshot behind it changes. Also how often the newest snapshot is read
+ * again.
  */
 #define FS_DR_TIMEOUT 1.0
 
 int fs_dr_init(struct fs *fs);
-/* Start the watcher thread (after daemonizing, fs->se set). */
+/*
+ * Read the newest snapshot, then start the watcher thread (after
+ * daemonizing, fs->se set, before serving).
+ */
 int fs_dr_start(struct fs *fs);
 /* Stop the watcher (before the session is destroyed) and free the DR state. */
 void fs_dr_release(struct fs *fs);
 /*
- * The snapshot the root shows now: 0 if the replica has none yet, < 0 on
- * error. Reads the journal at most every FS_DR_TIMEOUT.
+ * The snapshot the root shows now, 0 if the replica has none yet, and
+ * in *ret_cache (if not NULL) whether the kernel may cache entries of the
+ * root resolved in it now (not while the root is moving). Never reads the
+ * journal; never goes back to an older snapshot.
  */
-int64_t fs_dr_snap(struct fs *fs);
-/* The kernel may now cache `name` in the root: invalidate it on a change. */
-void fs_dr_note_name(struct fs *fs, const char *name);
+uint64_t fs_dr_snap(struct fs *fs, bool *ret_cache);
+/*
+ * May the kernel cache an entry of the root resolved in `snap` (a
+ * listing read at opendir)? Only while `snap` is what the root shows.
+ */
+bool fs_dr_may_cache(struct fs *fs, uint64_t snap);
 
 /* ---- handlers, gathered in mount.c's fs_ops ---------------------------- */
 

@@ -2,8 +2,9 @@
 /*
  * Extended attributes: passed through (user.*, trusted.*, security.*, and
  * POSIX ACLs as system.posix_acl_*), plus the read-only virtual
- * `mirrorfs.dir.*` attributes of directories, CephFS style: decimal
- * values without a trailing NUL or newline, never listed, never settable.
+ * `mirrorfs.dir.*` attributes of directories and `mirrorfs.mount.pid` of
+ * the root, CephFS style: decimal values without a trailing NUL or
+ * newline, never listed, never settable.
  *
  * An O_PATH fd cannot do xattr syscalls, so reads go through the
  * /proc/self/fd/N magic link (which names the object itself, even an
@@ -15,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "fs_i.h"
+#include "mirrorfs/fs.h"
 #include "mirrorfs/log.h"
 
 #define FS_VXATTR_PREFIX "mirrorfs."
@@ -25,6 +28,16 @@
 static bool fs_is_vxattr(const char *name)
 {
 	return strncmp(name, FS_VXATTR_PREFIX, strlen(FS_VXATTR_PREFIX)) == 0;
+}
+
+/* Reply to a getxattr of `size` with the virtual value `buf` (`len` bytes). */
+static void fs_reply_vxattr(fuse_req_t req, const char *buf, size_t len, size_t size)
+{
+	if (size == 0)
+		return (void) fuse_reply_xattr(req, len);
+	if (len > size)
+		return (void) fuse_reply_err(req, ERANGE);
+	fuse_reply_buf(req, buf, len);
 }
 
 /*
@@ -73,7 +86,12 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 	ssize_t len;
 	int r;
 
-	if (!fs_is_live(fs, ino))   /* no virtual attributes there */
+	/* Before the dispatch: the root of a DR mount is a view. */
+	if (ino == FUSE_ROOT_ID && strcmp(name, FS_MOUNT_PID_XATTR) == 0) {
+		r = snprintf(vbuf, sizeof(vbuf), "%ld", (long)getpid());
+		return fs_reply_vxattr(req, vbuf, (size_t)r, size);
+	}
+	if (!fs_is_live(fs, ino))   /* no other virtual attributes there */
 		return fs_snap_op_getxattr(req, ino, name, size);
 	r = fs_inode_get(fs, ino, &n);
 	if (r < 0)
@@ -84,11 +102,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 		fs_inode_put(fs, n);
 		if (r < 0)
 			return (void) fuse_reply_err(req, -r);
-		if (size == 0)
-			return (void) fuse_reply_xattr(req, (size_t)r);
-		if ((size_t)r > size)
-			return (void) fuse_reply_err(req, ERANGE);
-		return (void) fuse_reply_buf(req, vbuf, (size_t)r);
+		return fs_reply_vxattr(req, vbuf, (size_t)r, size);
 	}
 
 	fs_proc_path(n->fd, proc);

@@ -34,16 +34,17 @@
  *
  * DR mode (dr.c, the read-only mount of a replica) does exactly that: no id
  * is live (fs_is_live()), and fs_view_decode() turns FUSE_ROOT_ID into the
- * root of the newest snapshot (fs_dr_snap()), flagged `dr_root`, or into
- * FS_VK_DR_EMPTY, an empty directory, while the replica has no snapshot.
- * Below the root every id names its snapshot, so a lookup that went
- * through the root stays in that snapshot. The root itself changes behind
- * its fixed id: its attributes, the names in it and negative lookups in it
- * time out after FS_DR_TIMEOUT, its listing is never cached, its st_ino
- * is FUSE_ROOT_ID (stable for tools that walk trees), its attributes are
- * the snapshot root's own (not the creation time .snap/NAME shows), and a
- * `.snap` entry of the snapshot root is not listed (the virtual one
- * shadows it, as on a primary).
+ * root of the snapshot the root shows (fs_dr_snap()), flagged `dr_root`,
+ * or into FS_VK_DR_EMPTY, an empty directory, while the replica has no
+ * snapshot. Below the root every id names its snapshot, so a lookup that
+ * went through the root stays in that snapshot. The root itself changes
+ * behind its fixed id: its attributes and the names in it time out after
+ * FS_DR_TIMEOUT, names resolved while it moves are not cached at all
+ * (`dr_cache`, see dr.c), nor are negative lookups in it, its listing is
+ * never cached, its st_ino is FUSE_ROOT_ID (stable for tools that walk
+ * trees), its attributes are the snapshot root's own (not the creation
+ * time .snap/NAME shows), and a `.snap` entry of the snapshot root is not
+ * listed (the virtual one shadows it, as on a primary).
  *
  * Caching: a snapshot never changes, so views get FS_TIMEOUT, keep_cache
  * and cache_readdir. `.snap` itself can change without a request through
@@ -78,6 +79,7 @@ struct fs_vnode {
 	uint64_t snap;   /* snapshot id */
 	uint64_t jino;   /* the object's journal inode number */
 	bool dr_root;    /* FUSE_ROOT_ID of a DR mount (jino is the root) */
+	bool dr_cache;   /* dr_root: the kernel may cache entries resolved in it now */
 };
 
 enum fs_vkind { FS_VK_BAD, FS_VK_SNAPDIR, FS_VK_VIEW, FS_VK_DR_EMPTY };
@@ -89,23 +91,19 @@ static uint64_t fs_view_nodeid(uint64_t snap, uint64_t jino)
 	return FS_VIEW_BIT | snap << JOURNAL_INO_BITS | jino;
 }
 
-/*
- * What `nodeid` is. FS_VK_BAD also when the newest snapshot of a DR mount
- * cannot be read (the journal's error is lost here: ESTALE/EIO either way).
- */
+/* What `nodeid` is. */
 static enum fs_vkind fs_view_decode(struct fs *fs, fuse_ino_t nodeid, struct fs_vnode *ret)
 {
 	uint64_t id = (uint64_t)nodeid;
 
 	ret->dr_root = false;
+	ret->dr_cache = false;
 	if (fs->dr && id == FUSE_ROOT_ID) {
-		int64_t snap = fs_dr_snap(fs);
+		uint64_t snap = fs_dr_snap(fs, &ret->dr_cache);
 
-		if (snap < 0)
-			return FS_VK_BAD;
 		if (snap == 0)
 			return FS_VK_DR_EMPTY;
-		ret->snap = (uint64_t)snap;
+		ret->snap = snap;
 		ret->jino = JOURNAL_ROOT_INO;
 		ret->dr_root = true;
 		return FS_VK_VIEW;
@@ -261,9 +259,14 @@ void fs_snap_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		break;
 	case FS_VK_VIEW:
 		if (vn.dr_root) {
-			/* The name may lead to another snapshot soon. */
-			neg_timeout = timeout = FS_DR_TIMEOUT;
-			fs_dr_note_name(fs, name);
+			/*
+			 * The name may lead to another snapshot soon: the
+			 * entry is dropped when the root moves (dr.c), a
+			 * negative one could not be, and none resolved
+			 * while it moves may be cached.
+			 */
+			neg_timeout = 0;
+			timeout = vn.dr_cache ? FS_DR_TIMEOUT : 0;
 		}
 		r = journal_snap_lookup(fs->j, vn.snap, vn.jino, name, &jino, NULL);
 		if (r >= 0) {
@@ -277,8 +280,7 @@ void fs_snap_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		break;
 	case FS_VK_DR_EMPTY:
-		neg_timeout = FS_DR_TIMEOUT;
-		fs_dr_note_name(fs, name);
+		neg_timeout = 0;   /* the first snapshot may have it */
 		r = -ENOENT;
 		break;
 	default:
@@ -539,7 +541,13 @@ void fs_snap_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		memset(&e, 0, sizeof(e));
 		e.attr.st_ino = de->nodeid;
 		e.attr.st_mode = de->type;
-		if (plus && !dots && fs_view_decode(fs, de->nodeid, &vn) == FS_VK_VIEW) {
+		/*
+		 * An entry of the DR root read at opendir, when the root
+		 * showed d->vn.snap: it may be cached only while it still
+		 * does (dr.c), else the plain entry.
+		 */
+		if (plus && !dots && fs_view_decode(fs, de->nodeid, &vn) == FS_VK_VIEW &&
+		    (!d->vn.dr_root || fs_dr_may_cache(fs, d->vn.snap))) {
 			struct stat st;
 			int r = fs_view_stat(fs, &vn, &st);
 
@@ -554,8 +562,6 @@ void fs_snap_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				e.entry_timeout = d->timeout;
 				if (d->kind == FS_VK_SNAPDIR)
 					e.attr_timeout = FS_SNAPDIR_TIMEOUT;
-				if (d->vn.dr_root)
-					fs_dr_note_name(fs, de->name);
 			}
 		}
 		if (plus)

@@ -44,4 +44,11 @@ struct fs_mount_opts {
 
 int fs_mount_run(const struct fs_mount_opts *opts);
 
+/*
+ * The virtual extended attribute of the root of every mount (DR ones too)
+ * that holds the pid of the daemon serving it, in decimal: what `mirrorfs
+ * umount` waits for.
+ */
+#define FS_MOUNT_PID_XATTR "mirrorfs.mount.pid"
+
 #endif /* MIRRORFS_FS_H */

@@ -269,10 +269,8 @@ mfs_pid() {
 # daemon to exit within 30 s with status 0. A crash, an ASan/UBSan report
 # (the sanitizer makes the exit status non-zero) or a hang is a failure.
 mfs_umount() {
-	local m pid log rc i err
+	local m i err
 	m=$(realpath "$1")
-	pid=${T_PID[$m]:-}
-	log=${T_LOG[$m]:-/dev/null}
 	for ((i = 0; i < 50; i++)); do
 		err=$(fusermount3 -u "$m" 2>&1) && break
 		sleep 0.1
@@ -281,13 +279,56 @@ mfs_umount() {
 		not_ok "unmount $m" "fusermount3 -u failed for 5 s: $err"
 		return 1
 	fi
+	mfs_reap "$m"
+}
+
+# has_exited PID: the process has exited: it is gone, or a zombie that its
+# parent has not reaped yet (a daemon started by mfs_mount is our child)
+has_exited() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[ "${stat%% *}" = Z ]
+}
+
+# mfs_cli_umount MNT: `mirrorfs umount MNT` must succeed and return only
+# once the daemon that served MNT has exited; then, as mfs_umount, that
+# daemon must have exited with status 0.
+mfs_cli_umount() {
+	local m pid out
+	m=$(realpath "$1")
+	pid=${T_PID[$m]:-}
+	if ! out=$("$MIRRORFS" umount "$m" 2>&1); then
+		not_ok "mirrorfs umount $m" "$out"
+		return 1
+	fi
+	if mfs_is_mounted "$m"; then
+		not_ok "mirrorfs umount unmounted $m"
+		return 1
+	fi
+	if [ -n "$pid" ]; then
+		if has_exited "$pid"; then
+			ok "mirrorfs umount $(basename "$m") returned after its daemon exited"
+		else
+			not_ok "mirrorfs umount $(basename "$m") returned after its daemon exited" \
+				"pid $pid: $(cat "/proc/$pid/stat" 2>&1)"
+		fi
+	fi
+	mfs_reap "$m"
+}
+
+# mfs_reap MNT: the daemon of MNT, unmounted, must exit within 30 s with status 0
+mfs_reap() {
+	local m=$1 pid log rc
+	pid=${T_PID[$m]:-}
+	log=${T_LOG[$m]:-/dev/null}
 	[ -n "$pid" ] || return 0
 	if ! wait_exit "$pid" 30; then
 		kill -ABRT "$pid" 2>/dev/null
 		wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		unset 'T_PID[$m]'
-		not_ok "mirrorfs daemon for $m exits after unmount" "still running 30 s after fusermount3 -u (sent SIGABRT)" \
+		not_ok "mirrorfs daemon for $m exits after unmount" "still running 30 s after the unmount (sent SIGABRT)" \
 			"$(tail -n 30 "$log")"
 		return 1
 	fi

@@ -10,9 +10,11 @@
 #  2. a read-write mount of the replica is refused with one clear line and
 #     nothing is mounted;
 #  3. while the DR mount is up, the source changes a lot and ships s2: the
-#     DR root shows s2 within ~2 s without a remount, .snap lists s1 and s2,
-#     .snap/s1 still equals a reference copy of s1, a file opened in s1
-#     keeps reading s1;
+#     DR root shows s2 within ~2 s without a remount, and moves as one: once
+#     its marker shows s2, a deep path from the root (a root wider than a
+#     daemon would remember names of) never resolves in s1 (a probe walks
+#     it all along); .snap lists s1 and s2, .snap/s1 still equals a
+#     reference copy of s1, a file opened in s1 keeps reading s1;
 #  4. during big incremental syncs, traversals of the DR mount (each pinned
 #     to one snapshot by starting below the root: cd DR/data) only ever see
 #     exactly the old or the new snapshot: a manifest (types, names, modes,
@@ -21,7 +23,11 @@
 #     references; a half-applied state would match neither;
 #  5. a snapshot deleted on the replica disappears from the DR mount (its
 #     ids fail with ENOENT); when it is the newest, the root moves to the
-#     newest remaining one; then a clean unmount, the daemon exits 0.
+#     newest remaining one, as one: with the kernel holding fresh entries of
+#     the deleted one, no walk from the root fails once the root shows the
+#     other (the probe again, a deep path, the whole tree); then `mirrorfs
+#     umount` of each mount returns only once its daemon has exited (also
+#     a daemon slow to exit), with status 0.
 #
 # DR_BIG_MB (default 200): data rewritten per incremental sync in part 4.
 # DR_ROUNDS (default 2): incremental syncs in part 4.
@@ -74,6 +80,50 @@ snaplist() {
 	ls -A "$1/.snap" | LC_ALL=C sort | tr '\n' ' '
 }
 
+# set_marker NAME: the name of the next snapshot, in SM/marker and at the
+# end of a deep path from the (wide) root, SM/zz-probe/sub/f
+set_marker() {
+	printf '%s\n' "$1" >"$SM/marker" && printf '%s\n' "$1" >"$SM/zz-probe/sub/f"
+}
+
+# probe WANT: walk from the DR root again and again until $T/probe-stop
+# exists: read DR/marker, then DR/zz-probe/sub/f. The root moves as one:
+# once the marker reads WANT, the deep path must resolve in that snapshot
+# too (not in the one before, whether or not it still exists); what it
+# got instead goes to $T/probe-bad.
+probe() {
+	local m f
+	while [ ! -e "$T/probe-stop" ]; do
+		m=$(cat "$DR/marker" 2>/dev/null)
+		f=$(cat "$DR/zz-probe/sub/f" 2>&1)
+		if [ "$m" = "$1" ] && [ "$f" != "$1" ]; then
+			printf 'marker %s, zz-probe/sub/f: %s\n' "$m" "$f" >>"$T/probe-bad"
+		fi
+		sleep 0.02
+	done
+}
+
+# probe_start WANT, probe_stop: a probe in the background, and its verdict
+probe_start() {
+	rm -f "$T/probe-stop" "$T/probe-bad"
+	probe "$1" &
+	PROBE_PID=$!
+	PROBE_WANT=$1
+	T_BG+=("$PROBE_PID")
+}
+
+probe_stop() {
+	sleep 1.2   # past the entry timeout of anything cached before the move
+	touch "$T/probe-stop"
+	wait "$PROBE_PID"
+	if [ -s "$T/probe-bad" ]; then
+		not_ok "walks from the root saw only $PROBE_WANT once the root showed it" \
+			"$(sort "$T/probe-bad" | uniq -c | head -n 5)"
+	else
+		ok "walks from the root saw only $PROBE_WANT once the root showed it"
+	fi
+}
+
 # manifest DIR: what one traversal of DIR sees, from one `cd DIR` (so the
 # kernel resolves DIR once and the whole walk stays in its snapshot): type,
 # path and mode of everything, then the MD5 of every regular file read with
@@ -106,8 +156,8 @@ mfs_mount "$S" "$SM"
 # ---------------------------------------------------------------------------
 section "a source with a tree, mirrored to a file:// replica"
 D=$SM/data
-mkdir -p "$D/dir/sub" "$D/big" "$D/small" "$D/gone"
-printf 's1\n' >"$SM/marker"
+mkdir -p "$D/dir/sub" "$D/big" "$D/small" "$D/gone" "$SM/zz-probe/sub"
+set_marker s1
 printf 'hello\n' >"$D/dir/hello"
 printf 'x%.0s' {1..5000} >"$D/dir/sub/x"
 # holes: data at 0, a hole, data at 1 MiB, a hole to 3 MiB
@@ -125,6 +175,9 @@ setfattr -n user.empty "$D/dir"
 touch -d '2001-02-03 04:05:06.123456789' "$D/dir/sub/x"
 for i in $(seq 0 199); do printf 'gen=1 small%03d\n' "$i" >"$D/small/s$i"; done
 for i in $(seq 0 9); do printf 'gone%d\n' "$i" >"$D/gone/g$i"; done
+# a wide root: more names than a daemon would care to remember, with the
+# deep path of the probe at its end
+touch "$SM"/r{0000..1099}
 fill_big 1 || bail "cannot write the big files"
 out=$("$MIRRORFS" peer add "$SM" "file://$R" 2>&1)
 assert_match '^[0-9a-f-]{36}$' "$out" "peer add file://$R prints the peer's UUID"
@@ -206,7 +259,7 @@ exec 7<"$DR/data/dir/hello"          # opened in s1: keeps reading s1
 (cd "$DR/data" && exec sleep 600) &  # a cwd in s1
 pinned=$!
 T_BG+=("$pinned")
-printf 's2\n' >"$SM/marker"
+set_marker s2
 fill_big 2 || bail "cannot rewrite the big files"
 printf 'changed in s2\n' >"$D/dir/hello"
 mv "$D/dir" "$D/dir-renamed"
@@ -218,6 +271,7 @@ chmod 0600 "$D/small/s9"
 setfattr -n user.color -v red "$D/dir-renamed/hello"
 truncate -s 100 "$D/holes"
 check "mkdir .snap/s2 on the source" mkdir "$SM/.snap/s2"
+probe_start s2
 sync_peer s2 || bail "cannot sync s2"
 if ms=$(wait_marker s2 5); then
 	ok "the DR root shows s2 ${ms} ms after the sync returned"
@@ -233,6 +287,7 @@ exec 7<&-
 assert_eq "hello" "$(cat "/proc/$pinned/cwd/dir/hello" 2>&1)" "a cwd in s1 still resolves in s1"
 assert_errno lstat "$DR/data/dir" ENOENT
 assert_eq "changed in s2" "$(cat "$DR/data/dir-renamed/hello")" "renamed and rewritten in s2"
+probe_stop
 kill "$pinned" 2>/dev/null
 wait "$pinned" 2>/dev/null
 
@@ -260,7 +315,7 @@ manifest "$SM/.snap/s2/data" >"$T/man-s2" || bail "cannot read .snap/s2"
 for ((round = 1; round <= ROUNDS; round++)); do
 	old=$gen
 	gen=$((gen + 1))
-	printf 's%d\n' "$gen" >"$SM/marker"
+	set_marker "s$gen"
 	fill_big "$gen" || bail "cannot rewrite the big files"
 	for i in $(seq 0 199); do
 		[ -e "$D/small/s$i" ] && printf 'gen=%d small%03d\n' "$gen" "$i" >"$D/small/s$i"
@@ -360,22 +415,38 @@ wait "$pinned" 2>/dev/null
 
 newest=$(ls -t "$DR/.snap" | head -n 1)
 prev=$(ls -t "$DR/.snap" | sed -n 2p)
+want=$(cat "$DR/.snap/$prev/marker")
 # the replica's newest is the base of the next stream: refused unless forced
 check_fails "mirrorfs snap delete REPLICA $newest (the newest) is refused" "$MIRRORFS" snap delete "$RB" "$newest"
+# walks from the root before, during and after the move, and deep ones
+# just before it, so that the kernel holds fresh entries of $newest
+probe_start "$want"
+find "$DR/data" "$DR/zz-probe" >/dev/null
+sleep 0.3
 check "mirrorfs snap delete --force REPLICA $newest (the newest)" "$MIRRORFS" snap delete --force "$RB" "$newest"
-want=$(cat "$DR/.snap/$prev/marker")
 if ms=$(wait_marker "$want" 5); then
 	ok "the DR root moves to $prev, the newest remaining snapshot (${ms} ms)"
 else
 	not_ok "the DR root moves to $prev, the newest remaining snapshot" "$ms"
 fi
+# right after the move: every path from the root is in $prev
+assert_eq "$want" "$(cat "$DR/zz-probe/sub/f" 2>&1)" "a deep path from the root resolves in $prev right after the move"
 cmp_tree "the DR root equals the source's .snap/$prev" "$DR" "$SM/.snap/$prev" --ignore root
+probe_stop
 unbind "$RB"
 
 # ---------------------------------------------------------------------------
 section "unmount"
-mfs_umount "$DR"
-mfs_umount "$SM"
+assert_eq "$(mfs_pid "$DR")" "$(getfattr --absolute-names --only-values -n mirrorfs.mount.pid "$DR" 2>&1)" \
+	"the DR root's mirrorfs.mount.pid is its daemon's pid"
+# `mirrorfs umount X && use the replica`: it returns once the daemon is
+# gone, also when the daemon is slow to go (stopped for a second here)
+dpid=$(mfs_pid "$DR")
+kill -STOP "$dpid"
+(sleep 1; kill -CONT "$dpid") &
+T_BG+=("$!")
+mfs_cli_umount "$DR"
+mfs_cli_umount "$SM"
 if [ -n "$(mounts_below "$T")" ]; then
 	not_ok "nothing is left mounted" "$(mounts_below "$T")"
 else

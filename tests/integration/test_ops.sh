@@ -581,8 +581,15 @@ if out=$("$MIRRORFS" mount "$B" "$M" 2>&1); then
 		not_ok "daemonized mount: 40 renames each in the journal, with journal readers in between" "$bad" \
 			"$(mfs_is_mounted "$M" && echo "still mounted" || echo "the mount is gone")" "$(fsop lstat "$M")"
 	fi
+	dpid=$(getfattr --absolute-names --only-values -n mirrorfs.mount.pid "$M" 2>&1)
+	assert_eq "$(head -n 1 "$B/.mirrorfs/lock")" "$dpid" "the root's mirrorfs.mount.pid is the daemon holding the journal"
 	check "mirrorfs umount" "$MIRRORFS" umount "$M"
 	if is_mounted "$M"; then not_ok "mirrorfs umount unmounted it"; else ok "mirrorfs umount unmounted it"; fi
+	if [[ $dpid =~ ^[0-9]+$ ]] && has_exited "$dpid"; then
+		ok "mirrorfs umount returns once the daemon has exited"
+	else
+		not_ok "mirrorfs umount returns once the daemon has exited" "pid $dpid: $(cat "/proc/$dpid/stat" 2>&1)"
+	fi
 	# umount returns after the daemon closed the journal: the lock is free now
 	check "mirrorfs check right after mirrorfs umount (journal closed)" "$MIRRORFS" check "$B"
 else
