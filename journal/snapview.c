@@ -139,29 +139,40 @@ static void sv_last_keep(struct journal *j, uint64_t ino, int fd)
 	sv_last.ino = ino;
 }
 
+/* 1 + 2 + 4 + 22 x 8 ms: about 0.2 s for another process to commit */
+#define SV_OPEN_TRIES_RO 25
+
 static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const struct objrow *o,
 		       int flags, int *ret_fd)
 {
 	char oname[32];
 	struct stat st;
 	int fd, tries;
+	bool ro;
 
 	if (sv_last_open(j, ino, o, flags, ret_fd))
 		return 0;
 
 	snprintf(oname, sizeof(oname), "%" PRIu64, ino);
-	if (j->orphan_fd >= 0) {
-		fd = openat(j->orphan_fd, oname, flags | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0) {
-			sv_last_keep(j, ino, fd);
-			*ret_fd = fd;
-			return 0;
-		}
-	}
-	for (tries = 0; tries < 2; tries++) {
+	/*
+	 * Another process (a receiver, for a read-only journal) may have moved
+	 * or orphaned the object and not committed the record yet: wait for it
+	 * a little, as the writer commits within milliseconds.
+	 */
+	ro = j->flags & JOURNAL_OPEN_READONLY;
+	for (tries = 0; tries < (ro ? SV_OPEN_TRIES_RO : 2); tries++) {
 		char *path = NULL;
-		int r = changes_path_at(c, ino, UINT64_MAX, &path);
+		int r;
 
+		if (j->orphan_fd >= 0) {
+			fd = openat(j->orphan_fd, oname, flags | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0) {
+				sv_last_keep(j, ino, fd);
+				*ret_fd = fd;
+				return 0;
+			}
+		}
+		r = changes_path_at(c, ino, UINT64_MAX, &path);
 		if (r < 0 && r != -ENOENT)
 			return r;
 		if (r >= 0) {
@@ -182,8 +193,10 @@ static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const s
 			}
 		}
 		/* Renamed or replaced while we looked: let pending records land. */
-		if (!(j->flags & JOURNAL_OPEN_READONLY))
+		if (!ro)
 			journal_flush(j);
+		else
+			usleep(1000u << (tries < 3 ? tries : 3));
 		db_read_restart(c);   /* and read them */
 	}
 	return -ESTALE;
