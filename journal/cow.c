@@ -319,22 +319,17 @@ static int bit_set(struct cow_state *c, uint64_t i)
 }
 
 /*
- * Make the bitmap describe interval `tag - 1`: after a new snapshot it
- * starts empty; after a remount within an interval it is loaded from the
- * rows committed before. Stripe lock held exclusively.
+ * Call fn(arg, v) for the first column of each row of `sql` (its ?1 bound
+ * to `ino`, its ?2 to `v2`, if any) on a pooled connection; stops at the
+ * first error fn returns.
  */
-static int bitmap_sync(struct journal *j, struct jobj *o, uint64_t tag)
+static int cow_each_row(struct journal *j, const char *sql, uint64_t ino, int64_t v2,
+			int (*fn)(void *arg, int64_t v), void *arg)
 {
-	static const char sql[] = "SELECT chunk FROM cow_chunk WHERE ino=?1 AND interval=?2";
-	struct cow_state *c = &o->cow;
 	struct jconn *conn;
 	sqlite3_stmt *s;
 	int r, rc;
 
-	if (c->data_tag == tag)
-		return 0;
-	if (c->chunk_words)
-		memset(c->chunk_bits, 0, c->chunk_words * sizeof(*c->chunk_bits));
 	r = db_conn_get(j, &conn);
 	if (r < 0)
 		return r;
@@ -343,19 +338,41 @@ static int bitmap_sync(struct journal *j, struct jobj *o, uint64_t tag)
 		db_conn_put(j, conn);
 		return journal_err(rc);
 	}
-	sqlite3_bind_int64(s, 1, (int64_t)o->ino);
-	sqlite3_bind_int64(s, 2, (int64_t)(tag - 1));
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		r = bit_set(c, (uint64_t)sqlite3_column_int64(s, 0));
-		if (r < 0)
-			break;
-	}
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	if (sqlite3_bind_parameter_count(s) >= 2)
+		sqlite3_bind_int64(s, 2, v2);
+	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		r = fn(arg, sqlite3_column_int64(s, 0));
 	sqlite3_finalize(s);
 	db_conn_put(j, conn);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = journal_err(rc);
+	return r;
+}
+
+static int bitmap_row(void *arg, int64_t chunk)
+{
+	return bit_set(arg, (uint64_t)chunk);
+}
+
+/*
+ * Make the bitmap describe interval `tag - 1`: after a new snapshot it
+ * starts empty; after a remount within an interval it is loaded from the
+ * rows committed before. Stripe lock held exclusively.
+ */
+static int bitmap_sync(struct journal *j, struct jobj *o, uint64_t tag)
+{
+	struct cow_state *c = &o->cow;
+	int r;
+
+	if (c->data_tag == tag)
+		return 0;
+	if (c->chunk_words)
+		memset(c->chunk_bits, 0, c->chunk_words * sizeof(*c->chunk_bits));
+	r = cow_each_row(j, "SELECT chunk FROM cow_chunk WHERE ino=?1 AND interval=?2",
+			 o->ino, (int64_t)(tag - 1), bitmap_row, c);
 	if (r < 0)
 		return r;
-	if (rc != SQLITE_DONE)
-		return journal_err(rc);
 	c->data_tag = tag;
 	return 0;
 }
@@ -740,30 +757,25 @@ static int sync_store_file(struct journal *j, uint64_t ino, uint64_t interval)
 	return r;
 }
 
+struct store_sync {
+	struct journal *j;
+	uint64_t ino;
+};
+
+static int store_row(void *arg, int64_t interval)
+{
+	struct store_sync *ss = arg;
+
+	return sync_store_file(ss->j, ss->ino, (uint64_t)interval);
+}
+
 /* Every interval with a store file of `ino` (more than cow_state remembers). */
 static int sync_store_all(struct journal *j, uint64_t ino)
 {
-	static const char sql[] = "SELECT DISTINCT interval FROM cow_chunk WHERE ino=?1";
-	struct jconn *conn;
-	sqlite3_stmt *s;
-	int r = 0, rc;
+	struct store_sync ss = { j, ino };
 
-	r = db_conn_get(j, &conn);
-	if (r < 0)
-		return r;
-	rc = sqlite3_prepare_v2(conn->db, sql, -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		db_conn_put(j, conn);
-		return journal_err(rc);
-	}
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		r = sync_store_file(j, ino, (uint64_t)sqlite3_column_int64(s, 0));
-	sqlite3_finalize(s);
-	db_conn_put(j, conn);
-	if (r == 0 && rc != SQLITE_DONE)
-		r = journal_err(rc);
-	return r;
+	return cow_each_row(j, "SELECT DISTINCT interval FROM cow_chunk WHERE ino=?1", ino, 0,
+			    store_row, &ss);
 }
 
 int cow_sync(struct journal *j, struct jobj *o)
