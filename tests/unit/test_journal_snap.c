@@ -81,6 +81,36 @@ static off_t snap_size(struct fx *f, uint64_t id, uint64_t ino)
 	return st.st_size;
 }
 
+/* truncate(2) `ino` to `size` through the journal. */
+static void resize(struct fx *f, uint64_t ino, int fd, off_t size)
+{
+	struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE, .size = size };
+
+	assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+}
+
+/* Punch [off, off + len) out of `ino`, keeping its size. */
+static void punch(struct fx *f, uint64_t ino, int fd, off_t off, off_t len)
+{
+	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
+					   FALLOC_FL_KEEP_SIZE, off, len), 0);
+}
+
+/*
+ * Open the journal and make "f": `size` bytes of 'x' with a hole in chunk 1
+ * (which a snapshot taken next must keep as a hole).
+ */
+static uint64_t holed_file(struct fx *f, off_t size, int *ret_fd)
+{
+	uint64_t ino;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", ret_fd);
+	put(f, ino, *ret_fd, 'x', 0, (size_t)size);
+	punch(f, ino, *ret_fd, CH, CH);
+	return ino;
+}
+
 /* ---- copy-on-write -------------------------------------------------------- */
 
 static void test_cow_overlapping(void **state)
@@ -140,25 +170,16 @@ static void test_cow_overlapping(void **state)
 static void test_cow_truncate_punch_append(void **state)
 {
 	struct fx *f = *state;
-	struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE };
 	struct journal_snapfile *sf;
 	uint64_t ino, s1;
 	int fd;
 
-	fx_open(f, 0);
-	ino = mkfile(f, ROOT, f->root, "f", &fd);
-	put(f, ino, fd, 'x', 0, 3 * CH);
-	/* a hole in chunk 1 before the snapshot: it must stay a hole in it */
-	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
-					   FALLOC_FL_KEEP_SIZE, CH, CH), 0);
+	ino = holed_file(f, 3 * CH, &fd);
 	s1 = snap(f, "s1");
-	a.size = 100;                                  /* truncate down */
-	assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
-	a.size = 4 * CH;                               /* and up again */
-	assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+	resize(f, ino, fd, 100);                       /* truncate down */
+	resize(f, ino, fd, 4 * CH);                    /* and up again */
 	put(f, ino, fd, 'y', 4 * CH, 10);              /* append */
-	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
-					   FALLOC_FL_KEEP_SIZE, 0, 50), 0);
+	punch(f, ino, fd, 0, 50);
 
 	assert_int_equal(snap_size(f, s1, ino), 3 * CH);
 	assert_int_equal(snap_byte(f, s1, ino, 0), 'x');
@@ -330,24 +351,16 @@ static void check_segs(struct journal_snapfile *sf, off_t off, size_t len)
 static void test_read_segs(void **state)
 {
 	struct fx *f = *state;
-	struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE };
 	struct journal_snapfile *sf;
 	uint64_t ino, s1;
 	int fd;
 
-	fx_open(f, 0);
-	ino = mkfile(f, ROOT, f->root, "f", &fd);
-	put(f, ino, fd, 'x', 0, 4 * CH);
+	ino = holed_file(f, 4 * CH, &fd);
 	put(f, ino, fd, 'w', 2 * CH, 10);
-	/* holes in chunk 1 and in the last chunk, the file keeping its size */
-	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
-					   FALLOC_FL_KEEP_SIZE, CH, CH), 0);
-	assert_int_equal(journal_fallocate(f->j, ino, fd, FALLOC_FL_PUNCH_HOLE |
-					   FALLOC_FL_KEEP_SIZE, 3 * CH, CH), 0);
+	punch(f, ino, fd, 3 * CH, CH);                 /* and one in the last chunk */
 	s1 = snap(f, "s1");
 	put(f, ino, fd, 'z', 10, 20);                  /* chunk 0 -> store */
-	a.size = 2 * CH + 100;                         /* chunks 2, 3 -> store */
-	assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+	resize(f, ino, fd, 2 * CH + 100);              /* chunks 2, 3 -> store */
 	/* chunk 1 still live; chunk 3 is past the end of its store file */
 
 	assert_int_equal(journal_snapfile_open(f->j, s1, ino, &sf), 0);
@@ -491,7 +504,6 @@ static size_t idx(const struct seen *s, const char *line)
 static void test_diff(void **state)
 {
 	struct fx *f = *state;
-	struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE };
 	struct seen s = { 0 };
 	uint64_t d1, d2, sub, g, h, vic, s0, s1;
 	char line[128];
@@ -527,10 +539,8 @@ static void test_diff(void **state)
 	put(f, g, gfd, 'G', CH + 1, 10);
 	assert_int_equal(journal_rename(f->j, d1fd, d1, "h", d2fd, d2, "victim", 0), 0);
 	assert_int_equal(journal_link(f->j, gfd, g, f->root, ROOT, "glink", NULL), 0);
-	a.size = 10;
-	assert_int_equal(journal_setattr(f->j, gfd, gfd, g, &a, NULL), 0);
-	a.size = 2 * CH;
-	assert_int_equal(journal_setattr(f->j, gfd, gfd, g, &a, NULL), 0);
+	resize(f, g, gfd, 10);
+	resize(f, g, gfd, 2 * CH);
 	s1 = snap(f, "s1");
 
 	memset(&s, 0, sizeof(s));
