@@ -31,6 +31,8 @@
 
 #define MARKER "/in-progress"
 #define DEFAULT_SAVE_EVERY 2048u
+/* ... or after this much file data, so that a resume re-sends little */
+#define SAVE_EVERY_BYTES ((uint64_t)4 << 20)
 #define DEFAULT_SAVE_MS 1000
 
 struct serve {
@@ -101,7 +103,7 @@ static int save_pos(struct recv *c, bool force)
 	if (c->applied <= c->saved)
 		return 0;
 	if (!force && c->applied - c->saved < c->save_every &&
-	    now - c->saved_ns < c->save_every_ns)
+	    c->unsaved_bytes < SAVE_EVERY_BYTES && now - c->saved_ns < c->save_every_ns)
 		return 0;
 	/* what the position covers must be committed first */
 	r = journal_flush(c->j);
@@ -110,6 +112,7 @@ static int save_pos(struct recv *c, bool force)
 	if (r < 0)
 		return repl_recv_fail(c, r, "cannot save the resume position");
 	c->saved = c->applied;
+	c->unsaved_bytes = 0;
 	c->saved_ns = now;
 	return 0;
 }
@@ -314,6 +317,8 @@ static int body(struct serve *sv, struct recv *c, uint64_t resume)
 		if (r < 0)
 			return r;
 		c->applied = rec.seq;
+		if (rec.type == REPL_REC_DATA)
+			c->unsaved_bytes += rec.data.length;
 		c->count++;
 		sv->stats->records_applied++;
 		r = save_pos(c, false);

@@ -33,6 +33,7 @@ struct recv {
 	uint64_t replay_hi;
 	uint64_t applied;           /* seq of the last applied record */
 	uint64_t saved;             /* seq last written with journal_recv_pos_set() */
+	uint64_t unsaved_bytes;     /* file data applied after it */
 	int64_t saved_ns;
 	unsigned save_every;
 	int64_t save_every_ns;

@@ -425,28 +425,47 @@ check "sync --no-wait starts the transfer" "$MIRRORFS" sync --no-wait "$MD"
 kills=0
 last_at=0
 full=0
+prev=""
 for ((k = 1; k <= KILLS; k++)); do
 	# kill k at >= k/(KILLS+1) of the stream plus a random bit, so that a
-	# restart instead of a resume would show in the bytes of the last attempt
+	# restart instead of a resume would show in the bytes of the last attempt.
+	# A whole attempt can take less time than one status poll, so catch
+	# this attempt's serve as soon as it exists, stop it (the sender then
+	# waits on the pipe) and let it run in short steps until it is far enough.
 	want=0
 	got=""
-	for ((i = 0; i < 1200; i++)); do
-		read -r st b tot < <(pstat "$MD" "$P5" '"\(.state) \(.syncing_bytes // 0) \(.syncing_total // 0)"')
-		if [ "$st" = syncing ] && ((tot > 0)); then
-			full=$tot
-			want=$((tot * k / (KILLS + 1) + RANDOM % (tot / (4 * (KILLS + 1)) + 1)))
-			((b >= want)) && { got=$b; break; }
-		fi
-		[ "$st" = idle ] && break
-		sleep 0.05
+	pids=""
+	for ((i = 0; i < 3000; i++)); do
+		pids=$(serve_pids "$DPID")
+		[ -n "$pids" ] && [ "$pids" != "$prev" ] && break
+		pids=""
+		sleep 0.01
 	done
-	if [ -z "$got" ]; then
-		diag "kill $k: no sync in flight at >= $want bytes (status: $(pstat_line "$MD" "$P5"))"
+	if [ -z "$pids" ]; then
+		diag "kill $k: no serve process found (status: $(pstat_line "$MD" "$P5"))"
 		break
 	fi
-	pids=$(serve_pids "$DPID")
-	if [ -z "$pids" ]; then
-		diag "kill $k: no serve process found"
+	prev=$pids
+	# shellcheck disable=SC2086
+	kill -STOP $pids
+	for ((i = 0; i < 2000; i++)); do
+		read -r st b tot < <(pstat "$MD" "$P5" '"\(.state) \(.syncing_bytes // 0) \(.syncing_total // 0)"')
+		[ "$st" = idle ] && break
+		if [ "$st" = syncing ] && ((tot > 0)); then
+			full=$tot
+			((want == 0)) && want=$((tot * k / (KILLS + 1) + RANDOM % (tot / (4 * (KILLS + 1)) + 1)))
+			((b >= want)) && { got=$b; break; }
+		fi
+		# shellcheck disable=SC2086
+		kill -CONT $pids 2>/dev/null
+		sleep 0.002
+		# shellcheck disable=SC2086
+		kill -STOP $pids 2>/dev/null || break
+	done
+	if [ -z "$got" ]; then
+		# shellcheck disable=SC2086
+		kill -CONT $pids 2>/dev/null
+		diag "kill $k: no sync in flight at >= $want bytes (status: $(pstat_line "$MD" "$P5"))"
 		break
 	fi
 	# shellcheck disable=SC2086
