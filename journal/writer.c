@@ -35,6 +35,7 @@ static void *writer_main(void *arg);
 
 /* How long the writer waits to gather records nobody waits for, and how many. */
 #define WRITER_LINGER_NS 1000000L
+#define WRITER_LINGER_BULK_NS 50000000L   /* JOURNAL_OPEN_BULK */
 #define WRITER_LINGER_MAX 4096
 
 int writer_init(struct journal *j)
@@ -990,7 +991,8 @@ static void *writer_main(void *arg)
 			struct timespec dl;
 
 			clock_gettime(CLOCK_REALTIME, &dl);
-			dl.tv_nsec += WRITER_LINGER_NS;
+			dl.tv_nsec += j->flags & JOURNAL_OPEN_BULK ? WRITER_LINGER_BULK_NS :
+				      WRITER_LINGER_NS;
 			if (dl.tv_nsec >= 1000000000L) {
 				dl.tv_sec++;
 				dl.tv_nsec -= 1000000000L;

@@ -346,6 +346,7 @@ static int replica_journal(struct serve *sv, struct journal **ret)
 	if (stat(sv->replica_dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return reply_refuse(sv, -ENOENT, "replica directory '%s' does not exist",
 				    sv->replica_dir);
+	jo.flags = JOURNAL_OPEN_BULK;   /* only stream records: commit in large batches */
 	jo.keep = sv->keep;   /* taken over in every case */
 	sv->keep = NULL;
 	r = journal_open(sv->replica_dir, &jo, ret);

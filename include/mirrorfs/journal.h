@@ -57,6 +57,11 @@ enum journal_open_flags {
 					    loaded (snapshots, peers and their status
 					    only), and every tree mutation fails with
 					    -EROFS */
+	JOURNAL_OPEN_BULK = 1 << 3,      /* a bulk loader (the receiver): records nobody
+					    waits for are committed in batches of up
+					    to 50 ms, not 1 ms - fewer, larger
+					    transactions, so each B-tree page is
+					    written to the WAL once per batch */
 };
 
 /* What journal_close_keep() leaves for the next open of the same tree. */
