@@ -440,4 +440,17 @@ int sv_snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret);
 /* Live (seq == UINT64_MAX) or historical path of an object into *ret (malloc'd). */
 int changes_path_at(struct jconn *c, uint64_t ino, uint64_t seq, char **ret);
 
+/* opencache.c (see journal_keep_open()) */
+/*
+ * Open object `ino` by its current name with `flags` (O_NOFOLLOW added),
+ * checked to be backing inode (dev, bino): 0, a path error, -errno of
+ * openat(), or -ESTALE if the name leads to another inode.
+ */
+int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
+		    uint64_t bino, int flags, int *ret_fd);
+/* The kept last object `ino` opened anew with `flags`: 1, or 0 if not kept. */
+int oc_last_open(struct journal *j, uint64_t ino, uint32_t type, int flags, int *ret_fd);
+/* Keep a duplicate of `fd` as object `ino` (if the thread asked to keep). */
+void oc_last_keep(struct journal *j, uint64_t ino, int fd);
+
 #endif /* MIRRORFS_JOURNAL_I_H */

@@ -193,38 +193,22 @@ int journal_open_ino(struct journal *j, uint64_t ino, int flags, int *ret_fd)
 int open_obj(struct journal *j, struct jobj *o, int flags, int *ret_fd)
 {
 	struct jconn *c;
-	struct stat st;
-	char *path = NULL;
-	int fd, r;
+	int r;
 
 	flags &= ~(O_CREAT | O_EXCL | O_TRUNC);
-	if (o->ino == JOURNAL_ROOT_INO) {
-		fd = openat(j->root_fd, ".", flags | O_CLOEXEC);
-	} else {
+	if (o->ino != JOURNAL_ROOT_INO) {
 		/* the path comes from the namespace rows: only name changes must land */
 		r = writer_flush_names(j);
 		if (r < 0)
 			return r;
-		r = db_conn_get(j, &c);
-		if (r < 0)
-			return r;
-		db_read_begin(c);   /* one read lock for the path's components */
-		r = changes_path_at(c, o->ino, UINT64_MAX, &path);
-		db_conn_put(j, c);
-		if (r < 0)
-			return r;
-		/* paths are relative to the root; no component may be a symlink */
-		fd = openat(j->root_fd, path + 1, flags | O_NOFOLLOW | O_CLOEXEC);
-		free(path);
 	}
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || st.st_dev != o->dev || st.st_ino != o->bino) {
-		close(fd);
-		return -ESTALE;
-	}
-	*ret_fd = fd;
-	return 0;
+	r = db_conn_get(j, &c);
+	if (r < 0)
+		return r;
+	db_read_begin(c);   /* one read lock for the path's components */
+	r = oc_open_current(j, c, o->ino, o->dev, o->bino, flags, ret_fd);
+	db_conn_put(j, c);
+	return r;
 }
 
 /* ---- adopting and removing subtrees (through the writer) ---------------- */

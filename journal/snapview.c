@@ -74,83 +74,21 @@ static int obj_row(struct jconn *c, uint64_t ino, struct objrow *ret)
 	return r;
 }
 
+/* 1 + 2 + 4 + 22 x 8 ms: about 0.2 s for another process to commit */
+#define SV_OPEN_TRIES_RO 25
+
 /*
  * Open the object's data as it is now: its orphan if it died, else its live
  * path, checked to be the same backing inode. `flags` is O_PATH or O_RDONLY.
  */
-/*
- * A thread that reads one object of a view several times in a row (the
- * sender: its stat, its data, its xattrs) may keep the last object it
- * opened: each open by name costs a path lookup in the journal and a path
- * walk. Only while the thread asked for it (journal_snap_keep_open()): the
- * fd pins the inode, which must not outlive the stream.
- */
-static _Thread_local struct {
-	const struct journal *j;
-	uint64_t ino;
-	int fd;                 /* -1: none; else any open mode of the object */
-	bool on;
-} sv_last = { .fd = -1 };
-
-static void sv_last_drop(void)
-{
-	if (sv_last.fd >= 0)
-		close(sv_last.fd);
-	sv_last.fd = -1;
-	sv_last.j = NULL;
-}
-
-void journal_snap_keep_open(struct journal *j, bool on)
-{
-	sv_last_drop();
-	sv_last.on = on;
-	(void)j;
-}
-
-/* The kept object `ino`, opened anew with `flags`: 1, or 0 if not kept. */
-static int sv_last_open(struct journal *j, uint64_t ino, const struct objrow *o, int flags,
-			int *ret_fd)
-{
-	char path[40];
-	int fd;
-
-	if (!sv_last.on || sv_last.fd < 0 || sv_last.j != j || sv_last.ino != ino)
-		return 0;
-	if (flags == O_PATH || o->type == S_IFLNK) {
-		/* what O_PATH callers do (fstat, xattrs by /proc path) works on any fd */
-		fd = fcntl(sv_last.fd, F_DUPFD_CLOEXEC, 0);
-	} else {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", sv_last.fd);
-		fd = open(path, flags | O_CLOEXEC);
-	}
-	if (fd < 0)
-		return 0;   /* the long way */
-	*ret_fd = fd;
-	return 1;
-}
-
-static void sv_last_keep(struct journal *j, uint64_t ino, int fd)
-{
-	if (!sv_last.on)
-		return;
-	sv_last_drop();
-	sv_last.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	sv_last.j = j;
-	sv_last.ino = ino;
-}
-
-/* 1 + 2 + 4 + 22 x 8 ms: about 0.2 s for another process to commit */
-#define SV_OPEN_TRIES_RO 25
-
 static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const struct objrow *o,
 		       int flags, int *ret_fd)
 {
 	char oname[32];
-	struct stat st;
-	int fd, tries;
+	int fd, tries, r;
 	bool ro;
 
-	if (sv_last_open(j, ino, o, flags, ret_fd))
+	if (oc_last_open(j, ino, o->type, flags, ret_fd))
 		return 0;
 
 	snprintf(oname, sizeof(oname), "%" PRIu64, ino);
@@ -161,37 +99,24 @@ static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const s
 	 */
 	ro = j->flags & JOURNAL_OPEN_READONLY;
 	for (tries = 0; tries < (ro ? SV_OPEN_TRIES_RO : 2); tries++) {
-		char *path = NULL;
-		int r;
-
 		if (j->orphan_fd >= 0) {
 			fd = openat(j->orphan_fd, oname, flags | O_NOFOLLOW | O_CLOEXEC);
 			if (fd >= 0) {
-				sv_last_keep(j, ino, fd);
+				oc_last_keep(j, ino, fd);
 				*ret_fd = fd;
 				return 0;
 			}
 		}
-		r = changes_path_at(c, ino, UINT64_MAX, &path);
-		if (r < 0 && r != -ENOENT)
-			return r;
-		if (r >= 0) {
-			const char *rel = path[1] ? path + 1 : ".";
-
-			fd = openat(j->root_fd, rel, flags | O_NOFOLLOW | O_CLOEXEC);
-			if (fd < 0 && errno == ELOOP && flags != O_PATH)
-				fd = openat(j->root_fd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-			free(path);
-			if (fd >= 0) {
-				if (fstat(fd, &st) == 0 && (uint64_t)st.st_ino == o->bino &&
-				    (uint64_t)st.st_dev == o->dev) {
-					sv_last_keep(j, ino, fd);
-					*ret_fd = fd;
-					return 0;
-				}
-				close(fd);
-			}
+		r = oc_open_current(j, c, ino, o->dev, o->bino, flags, &fd);
+		if (r == -ELOOP && flags != O_PATH)
+			r = oc_open_current(j, c, ino, o->dev, o->bino, O_PATH, &fd);
+		if (r == 0) {
+			oc_last_keep(j, ino, fd);
+			*ret_fd = fd;
+			return 0;
 		}
+		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO)
+			return r;
 		/* Renamed or replaced while we looked: let pending records land. */
 		if (!ro)
 			journal_flush(j);

@@ -64,6 +64,7 @@ void repl_recv_init(struct recv *c, struct journal *j)
 	c->file_fd = -1;
 	for (size_t i = 0; i < RECV_DIR_CACHE; i++)
 		c->dirs[i].fd = -1;
+	journal_keep_open(j, true);   /* objects opened by name in a kept parent */
 }
 
 static void file_close(struct recv *c)
@@ -86,6 +87,7 @@ void repl_recv_release(struct recv *c)
 		close(c->staging_fd);
 	c->staging_fd = -1;
 	file_close(c);
+	journal_keep_open(c->j, false);
 }
 
 /* ---- names and objects ---------------------------------------------------------- */

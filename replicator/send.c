@@ -533,11 +533,11 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 		repl_send_progress(&s, true);
 	}
 
-	journal_snap_keep_open(j, true);
+	journal_keep_open(j, true);
 	r = (o->scan ? journal_diff_scan : journal_diff)(j, s.from_id, s.to_id, diff_cb, &s);
 	if (r == 0 && !s.swept)
 		r = sweep(&s);
-	journal_snap_keep_open(j, false);
+	journal_keep_open(j, false);
 	/* what is still queued: sent if all went well, closed in any case */
 	if (r == 0)
 		r = repl_send_data_flush(&s);

@@ -385,12 +385,16 @@ ssize_t journal_snap_listxattr(struct journal *j, uint64_t snap_id, uint64_t ino
 			       char *buf, size_t size);
 
 /*
- * For the calling thread only, until called again with false: keep the
- * object last opened for a snapshot view open, so that the next stat,
- * xattr or file open of the same object skips the lookup by name (the
- * sender reads each object three times in a row). It pins that one inode.
+ * For the calling thread only, until called again with false (or with
+ * another journal): keep the object last opened for a snapshot view open,
+ * so that the next stat, xattr or file open of the same object skips the
+ * lookup by name (the sender reads each object three times in a row), and
+ * up to 64 directories opened on the way to objects, so that opening an
+ * object in one of them costs one query and one name, not a walk from the
+ * root (snapshot views and journal_open_ino()). The fds pin their inodes:
+ * scope it to one stream.
  */
-void journal_snap_keep_open(struct journal *j, bool on);
+void journal_keep_open(struct journal *j, bool on);
 
 /* An open regular file of a snapshot. */
 struct journal_snapfile;

@@ -266,7 +266,7 @@ static void test_cow_sequential_ahead(void **state)
 }
 
 /*
- * journal_snap_keep_open(): the same answers with the object kept open,
+ * journal_keep_open(): the same answers with the object kept open,
  * the kept object follows its inode through a rename and an unlink, and
  * nothing stays open once the thread is done.
  */
@@ -284,7 +284,7 @@ static void test_snap_keep_open(void **state)
 	put(f, ino, fd, 'n', CH, 10);
 	fds0 = count_fds();
 
-	journal_snap_keep_open(f->j, true);
+	journal_keep_open(f->j, true);
 	assert_int_equal(journal_snap_stat(f->j, s1, ino, &st), 0);
 	assert_int_equal(snap_byte(f, s1, ino, 0), 'k');
 	assert_int_equal(count_fds(), fds0 + 1);       /* kept */
@@ -295,10 +295,68 @@ static void test_snap_keep_open(void **state)
 	assert_int_equal(snap_byte(f, s1, ino, 2 * CH + 1), 'k');
 	assert_int_equal(journal_unlink(f->j, f->root, ROOT, "g"), 0);
 	assert_int_equal(snap_byte(f, s1, ino, CH + 1), 'k');
-	journal_snap_keep_open(f->j, false);
+	journal_keep_open(f->j, false);
 	assert_int_equal(count_fds(), fds0);           /* released */
 	assert_int_equal(snap_byte(f, s1, ino, 0), 'k');
 	assert_int_equal(count_fds(), fds0);           /* not kept without asking */
+	close(fd);
+	fx_close(f);
+}
+
+/*
+ * journal_keep_open() and objects in directories: opened through kept
+ * parents, right after the parent is renamed, removed and made anew with
+ * the same name, by a snapshot view and by journal_open_ino(); every kept
+ * fd is closed when the thread is done.
+ */
+static void test_keep_open_dirs(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a, b, b2, ino, ino2, s1;
+	int afd, bfd, b2fd, fd, fd2, probe, fds0;
+	struct stat st, want;
+
+	fx_open(f, 0);
+	a = mk(f, ROOT, f->root, "a", S_IFDIR | 0755);
+	afd = opath(f->root, "a");
+	b = mk(f, a, afd, "b", S_IFDIR | 0755);
+	bfd = opath(afd, "b");
+	ino = mkfile(f, b, bfd, "f", &fd);
+	put(f, ino, fd, 'x', 0, CH);
+	s1 = snap(f, "s1");
+	fds0 = count_fds();
+
+	journal_keep_open(f->j, true);
+	assert_int_equal(snap_byte(f, s1, ino, 1), 'x');
+	assert_true(count_fds() > fds0);                 /* a, b and f kept */
+	/* the kept parent follows its inode through a rename */
+	assert_int_equal(journal_rename(f->j, f->root, ROOT, "a", f->root, ROOT, "a2", 0), 0);
+	assert_int_equal(journal_open_ino(f->j, ino, O_RDONLY, &probe), 0);
+	assert_int_equal(fstat(probe, &st), 0);
+	assert_int_equal(fstat(fd, &want), 0);
+	assert_int_equal(st.st_ino, want.st_ino);
+	close(probe);
+	/* b removed and made anew under the same name: the new one's file */
+	assert_int_equal(journal_unlink(f->j, bfd, b, "f"), 0);
+	assert_int_equal(journal_rmdir(f->j, afd, a, "b"), 0);
+	b2 = mk(f, a, afd, "b", S_IFDIR | 0755);
+	assert_true(b2 != b);
+	b2fd = opath(afd, "b");
+	ino2 = mkfile(f, b2, b2fd, "f", &fd2);
+	put(f, ino2, fd2, 'y', 0, 10);
+	assert_int_equal(journal_open_ino(f->j, ino2, O_RDONLY, &probe), 0);
+	assert_int_equal(fstat(probe, &st), 0);
+	assert_int_equal(fstat(fd2, &want), 0);
+	assert_int_equal(st.st_ino, want.st_ino);
+	close(probe);
+	assert_int_equal(snap_byte(f, s1, ino, 1), 'x');   /* the orphan */
+	assert_int_equal(journal_open_ino(f->j, b, O_PATH, &probe), -ENOENT);
+	journal_keep_open(f->j, false);
+	assert_int_equal(count_fds(), fds0 + 2);            /* b2fd and fd2, ours */
+	close(fd2);
+	close(b2fd);
+	close(bfd);
+	close(afd);
 	close(fd);
 	fx_close(f);
 }
@@ -704,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cow_truncate_punch_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_sequential_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_keep_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_open_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Opening objects by their current name, for the threads that open many
+ * (the sender reads each object of a stream, the receiver writes them).
+ *
+ * The namespace gives an object's path one component at a time, and the
+ * kernel walks it again from the root: for a file three levels down that is
+ * three queries and a three-name walk, paid for every open. A thread that
+ * asked for it (journal_keep_open()) keeps, until it asks no longer:
+ *   - the object it opened last (the sender opens each object for its
+ *     stat, its data and its xattrs in a row);
+ *   - up to OC_DIRS directories it opened on the way, so an object whose
+ *     parent is kept costs one query and one openat() of one name.
+ * A kept directory fd follows its inode through renames; one that was
+ * removed finds nothing and is dropped; whatever a kept fd leads to is
+ * checked against the object's backing inode like any open by path, and
+ * anything unexpected falls back to the walk from the root. The fds pin
+ * their inodes, so the scope is one stream, never the life of a mount.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal_i.h"
+
+#define OC_DIRS 64
+
+struct oc_dir {
+	uint64_t ino;           /* 0: free */
+	uint64_t used;          /* LRU tick */
+	int fd;                 /* O_PATH | O_DIRECTORY */
+};
+
+static _Thread_local struct {
+	const struct journal *j;        /* whose objects the fds are; NULL: none */
+	bool on;
+	uint64_t last_ino;
+	int last_fd;                    /* -1: none; any open mode of last_ino */
+	uint64_t tick;
+	struct oc_dir dirs[OC_DIRS];
+} oc = { .last_fd = -1 };
+
+static void oc_drop_all(void)
+{
+	if (oc.last_fd >= 0)
+		close(oc.last_fd);
+	oc.last_fd = -1;
+	for (size_t i = 0; i < OC_DIRS; i++) {
+		if (oc.dirs[i].ino)
+			close(oc.dirs[i].fd);
+		oc.dirs[i].ino = 0;
+	}
+	oc.j = NULL;
+}
+
+void journal_keep_open(struct journal *j, bool on)
+{
+	oc_drop_all();
+	oc.on = on;
+	oc.j = on ? j : NULL;
+}
+
+static bool oc_active(const struct journal *j)
+{
+	return oc.on && oc.j == j;
+}
+
+/* ---- the last object --------------------------------------------------------- */
+
+int oc_last_open(struct journal *j, uint64_t ino, uint32_t type, int flags, int *ret_fd)
+{
+	char path[40];
+	int fd;
+
+	if (!oc_active(j) || oc.last_fd < 0 || oc.last_ino != ino)
+		return 0;
+	if (flags == O_PATH || type == S_IFLNK) {
+		/* what O_PATH callers do (fstat, xattrs by /proc path) works on any fd */
+		fd = fcntl(oc.last_fd, F_DUPFD_CLOEXEC, 0);
+	} else {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", oc.last_fd);
+		fd = open(path, flags | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return 0;   /* the long way */
+	*ret_fd = fd;
+	return 1;
+}
+
+void oc_last_keep(struct journal *j, uint64_t ino, int fd)
+{
+	if (!oc_active(j))
+		return;
+	if (oc.last_fd >= 0)
+		close(oc.last_fd);
+	oc.last_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	oc.last_ino = ino;
+}
+
+/* ---- directories -------------------------------------------------------------- */
+
+static int oc_dir_find(uint64_t ino)
+{
+	for (size_t i = 0; i < OC_DIRS; i++) {
+		if (oc.dirs[i].ino == ino) {
+			oc.dirs[i].used = ++oc.tick;
+			return oc.dirs[i].fd;
+		}
+	}
+	return -1;
+}
+
+static void oc_dir_forget(uint64_t ino)
+{
+	for (size_t i = 0; i < OC_DIRS; i++) {
+		if (oc.dirs[i].ino == ino) {
+			close(oc.dirs[i].fd);
+			oc.dirs[i].ino = 0;
+		}
+	}
+}
+
+/* Keep `fd` (taken over) as directory `ino`'s. */
+static void oc_dir_keep(uint64_t ino, int fd)
+{
+	size_t victim = 0;
+
+	for (size_t i = 0; i < OC_DIRS; i++) {
+		if (!oc.dirs[i].ino) {
+			victim = i;
+			break;
+		}
+		if (oc.dirs[i].used < oc.dirs[victim].used)
+			victim = i;
+	}
+	if (oc.dirs[victim].ino)
+		close(oc.dirs[victim].fd);
+	oc.dirs[victim] = (struct oc_dir){ .ino = ino, .used = ++oc.tick, .fd = fd };
+}
+
+/* The current (parent, name) of `ino`: 0, or -ENOENT if it has no name. */
+static int current_name(struct jconn *c, uint64_t ino, uint64_t *ret_parent,
+			char name[NAME_MAX + 1])
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	r = db_stmt(c, ST_PATH_AT, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, INT64_MAX);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(s, 1);
+
+		if (n <= 0 || n > NAME_MAX) {
+			r = -EINVAL;
+		} else {
+			*ret_parent = (uint64_t)sqlite3_column_int64(s, 0);
+			memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+			name[n] = '\0';
+			r = memchr(name, '\0', (size_t)n) || memchr(name, '/', (size_t)n) ? -EINVAL : 0;
+		}
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : journal_err(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+/* The backing inode of directory `ino` (alive or not). */
+static int dir_backing(struct jconn *c, uint64_t ino, uint64_t *ret_dev, uint64_t *ret_bino)
+{
+	sqlite3_stmt *s;
+	int r, rc;
+
+	r = db_stmt(c, ST_SV_OBJ, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_int64(s, 0) == S_IFDIR) {
+		*ret_dev = (uint64_t)sqlite3_column_int64(s, 1);
+		*ret_bino = (uint64_t)sqlite3_column_int64(s, 2);
+		r = 0;
+	} else {
+		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? -ENOENT : journal_err(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+static int check_backing(int fd, uint64_t dev, uint64_t bino)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != bino)
+		return -ESTALE;
+	return 0;
+}
+
+/*
+ * The cached route: open `ino` by name in its parent, opening (and keeping)
+ * the parents that are not kept yet. Any failure: the caller walks instead.
+ */
+static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
+			  uint64_t bino, int flags, unsigned depth, int *ret_fd)
+{
+	char name[NAME_MAX + 1];
+	uint64_t parent = 0, pdev = 0, pbino = 0;
+	bool kept = true;
+	int pfd, fd, r;
+
+	if (depth > 64)
+		return -ELOOP;   /* deeper trees: the walk from the root */
+	r = current_name(c, ino, &parent, name);
+	if (r < 0)
+		return r;
+	if (parent == JOURNAL_ROOT_INO) {
+		pfd = j->root_fd;
+	} else if ((pfd = oc_dir_find(parent)) < 0) {
+		r = dir_backing(c, parent, &pdev, &pbino);
+		if (r < 0)
+			return r;
+		r = open_in_parent(j, c, parent, pdev, pbino, O_PATH | O_DIRECTORY, depth + 1, &pfd);
+		if (r < 0)
+			return r;
+		oc_dir_keep(parent, pfd);
+		kept = false;
+	}
+	fd = openat(pfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		if (kept && (r == -ENOENT || r == -ENOTDIR))
+			oc_dir_forget(parent);   /* removed since: find it anew */
+		return r;
+	}
+	r = check_backing(fd, dev, bino);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
+		    uint64_t bino, int flags, int *ret_fd)
+{
+	char *path = NULL;
+	int fd, r;
+
+	if (ino == JOURNAL_ROOT_INO) {
+		fd = openat(j->root_fd, ".", flags | O_CLOEXEC);
+	} else {
+		if (oc_active(j) && open_in_parent(j, c, ino, dev, bino, flags, 0, ret_fd) == 0)
+			return 0;
+		/* paths are relative to the root; no component may be a symlink */
+		r = changes_path_at(c, ino, UINT64_MAX, &path);
+		if (r < 0)
+			return r;
+		fd = openat(j->root_fd, path + 1, flags | O_NOFOLLOW | O_CLOEXEC);
+		free(path);
+	}
+	if (fd < 0)
+		return -errno;
+	r = check_backing(fd, dev, bino);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
