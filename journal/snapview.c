@@ -79,10 +79,11 @@ static int obj_row(struct jconn *c, uint64_t ino, struct objrow *ret)
 
 /*
  * Open the object's data as it is now: its orphan if it died, else its live
- * path, checked to be the same backing inode. `flags` is O_PATH or O_RDONLY.
+ * path, checked to be the same backing inode. `flags` is O_PATH or O_RDONLY,
+ * with O_NOATIME or not.
  */
-static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const struct objrow *o,
-		       int flags, int *ret_fd)
+static int sv_open_obj_as(struct journal *j, struct jconn *c, uint64_t ino,
+			  const struct objrow *o, int flags, int *ret_fd)
 {
 	char oname[32];
 	int fd, tries, r;
@@ -115,7 +116,8 @@ static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const s
 			*ret_fd = fd;
 			return 0;
 		}
-		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO)
+		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO || r == -EPERM ||
+		    r == -EACCES)
 			return r;
 		/* Renamed or replaced while we looked: let pending records land. */
 		if (!ro)
@@ -125,6 +127,23 @@ static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const s
 		db_read_restart(c);   /* and read them */
 	}
 	return -ESTALE;
+}
+
+/*
+ * Reading a snapshot must not change what it shows: an object unchanged
+ * since the snapshot shows its live atime, so its data is read with
+ * O_NOATIME (allowed to the file's owner and to root; others read without).
+ */
+static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const struct objrow *o,
+		       int flags, int *ret_fd)
+{
+	if (flags == O_RDONLY) {
+		int r = sv_open_obj_as(j, c, ino, o, O_RDONLY | O_NOATIME, ret_fd);
+
+		if (r != -EPERM)
+			return r;
+	}
+	return sv_open_obj_as(j, c, ino, o, flags, ret_fd);
 }
 
 /* The earliest preserved attributes at or after `seq`: 1 found, 0 none. */

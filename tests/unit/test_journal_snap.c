@@ -361,6 +361,33 @@ static void test_keep_open_dirs(void **state)
 	fx_close(f);
 }
 
+/*
+ * Reading a snapshot does not change it: relatime would update the atime
+ * of a file read after its last change, and the snapshot shows the live
+ * atime of an unchanged file.
+ */
+static void test_snap_read_keeps_atime(void **state)
+{
+	struct fx *f = *state;
+	struct timespec old[2] = { { .tv_sec = 1000000000 }, { .tv_nsec = UTIME_OMIT } };
+	struct stat st, live;
+	uint64_t ino, s1;
+	int fd;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	put(f, ino, fd, 'a', 0, 3 * CH);
+	assert_int_equal(futimens(fd, old), 0);
+	s1 = snap(f, "s1");
+	assert_int_equal(snap_byte(f, s1, ino, 2 * CH), 'a');
+	assert_int_equal(journal_snap_stat(f->j, s1, ino, &st), 0);
+	assert_int_equal(st.st_atim.tv_sec, 1000000000);
+	assert_int_equal(fstat(fd, &live), 0);
+	assert_int_equal(live.st_atim.tv_sec, 1000000000);
+	close(fd);
+	fx_close(f);
+}
+
 /* Gathers what journal_snapfile_read_segs() hands over into one buffer. */
 struct seg_sink {
 	char buf[4 * CH + 64];
@@ -763,6 +790,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cow_sequential_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_keep_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_open_dirs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_read_keeps_atime, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
