@@ -46,14 +46,20 @@
 /* ---- a set of jinos (open addressing, linear probing) ----------------------- */
 
 
-static size_t inoset_slot(const struct inoset *s, uint64_t ino)
+/* The home slot of `ino` in a table of `cap` (a power of two) slots. */
+static size_t ino_slot(uint64_t ino, size_t cap)
 {
 	uint64_t x = ino;
 
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
 	x ^= x >> 33;
-	return (size_t)x & (s->cap - 1);
+	return (size_t)x & (cap - 1);
+}
+
+static size_t inoset_slot(const struct inoset *s, uint64_t ino)
+{
+	return ino_slot(ino, s->cap);
 }
 
 static bool inoset_has(const struct inoset *s, uint64_t ino)
@@ -124,6 +130,79 @@ static bool inoset_del(struct inoset *s, uint64_t ino)
 		}
 	}
 	return true;
+}
+
+/* ---- attributes of created objects (struct sattrs) --------------------------------- */
+
+static size_t sattrs_slot(const struct sattrs *a, uint64_t ino)
+{
+	return ino_slot(ino, a->cap);
+}
+
+static int sattrs_grow(struct sattrs *a)
+{
+	struct sattrs bigger = { .cap = a->cap ? a->cap * 2 : 1024 };
+
+	bigger.v = calloc(bigger.cap, sizeof(*bigger.v));
+	if (!bigger.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < a->cap; i++) {
+		size_t k;
+
+		if (!a->v[i].ino)
+			continue;
+		for (k = sattrs_slot(&bigger, a->v[i].ino); bigger.v[k].ino; k = (k + 1) & (bigger.cap - 1))
+			;
+		bigger.v[k] = a->v[i];
+	}
+	bigger.n = a->n;
+	free(a->v);
+	*a = bigger;
+	return 0;
+}
+
+/* Keep what ATTR will need of `st`; best effort (full or out of memory: ATTR stats). */
+static void sattrs_put(struct sattrs *a, uint64_t ino, const struct stat *st)
+{
+	size_t i;
+
+	if (a->n >= SEND_ATTRS_MAX || ((a->n + 1) * 2 > a->cap && sattrs_grow(a) < 0))
+		return;
+	for (i = sattrs_slot(a, ino); a->v[i].ino && a->v[i].ino != ino; i = (i + 1) & (a->cap - 1))
+		;
+	if (!a->v[i].ino)
+		a->n++;
+	a->v[i] = (struct sattr){
+		.ino = ino, .size = (uint64_t)st->st_size,
+		.atime = st->st_atim.tv_sec, .atime_ns = (uint32_t)st->st_atim.tv_nsec,
+		.mtime = st->st_mtim.tv_sec, .mtime_ns = (uint32_t)st->st_mtim.tv_nsec,
+		.mode = st->st_mode, .uid = st->st_uid, .gid = st->st_gid,
+	};
+}
+
+bool repl_send_attrs_get(const struct send *s, uint64_t ino, struct stat *ret)
+{
+	const struct sattrs *a = &s->attrs;
+
+	if (!a->cap)
+		return false;
+	for (size_t i = sattrs_slot(a, ino); a->v[i].ino; i = (i + 1) & (a->cap - 1)) {
+		const struct sattr *v = &a->v[i];
+
+		if (v->ino != ino)
+			continue;
+		memset(ret, 0, sizeof(*ret));
+		ret->st_mode = v->mode;
+		ret->st_uid = v->uid;
+		ret->st_gid = v->gid;
+		ret->st_size = (off_t)v->size;
+		ret->st_atim.tv_sec = v->atime;
+		ret->st_atim.tv_nsec = v->atime_ns;
+		ret->st_mtim.tv_sec = v->mtime;
+		ret->st_mtim.tv_nsec = v->mtime_ns;
+		return true;
+	}
+	return false;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -244,6 +323,7 @@ static int on_create(struct send *s, const struct journal_diff *d)
 	r = journal_snap_stat(s->j, s->to_id, d->ino, &st);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot stat inode %" PRIu64 " in the snapshot", d->ino);
+	sattrs_put(&s->attrs, d->ino, &st);
 	if (S_ISLNK(st.st_mode)) {
 		r = journal_snap_readlink(s->j, s->to_id, d->ino, target, sizeof(target) - 1, &len);
 		if (r == 0 && (len == 0 || len > REPL_SYMLINK_MAX))
@@ -585,6 +665,7 @@ out:
 		};
 	}
 	free(s.staging.v);
+	free(s.attrs.v);
 	free(s.buf);
 	repl_reader_free(rd);
 	repl_writer_free(s.w);

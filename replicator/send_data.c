@@ -357,7 +357,7 @@ int repl_send_attr(struct send *s, const struct journal_diff *d)
 	struct stat st;
 	int r;
 
-	r = journal_snap_stat(s->j, s->to_id, d->ino, &st);
+	r = repl_send_attrs_get(s, d->ino, &st) ? 0 : journal_snap_stat(s->j, s->to_id, d->ino, &st);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot stat inode %" PRIu64 " in the snapshot", d->ino);
 	a.valid = REPL_ATTR_UID | REPL_ATTR_GID | REPL_ATTR_ATIME | REPL_ATTR_MTIME;

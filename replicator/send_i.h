@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "mirrorfs/journal.h"
 #include "mirrorfs/repl.h"
@@ -18,6 +19,25 @@ struct inoset {
 	size_t cap, n;  /* cap: power of two */
 };
 
+/*
+ * The attributes on_create() read for a created object, which its ATTR
+ * entry (after all the data) needs again: keeping them saves a second stat
+ * in the snapshot (four queries, an open and an fstat) per object. At most
+ * SEND_ATTRS_MAX objects; beyond, ATTR stats again.
+ */
+#define SEND_ATTRS_MAX (1u << 18)
+struct sattr {
+	uint64_t ino;           /* 0: empty slot */
+	uint64_t size;
+	int64_t atime, mtime;
+	uint32_t atime_ns, mtime_ns;
+	uint32_t mode, uid, gid;
+};
+struct sattrs {
+	struct sattr *v;
+	size_t cap, n;          /* cap: power of two */
+};
+
 /* DATA entries a sender reads ahead at most (send_data.c). */
 #define SEND_AHEAD_FILES 128
 
@@ -28,6 +48,7 @@ struct send {
 	enum journal_diff_kind last_kind;
 	bool swept;                 /* objects left in staging after the links handled */
 	struct inoset staging;      /* objects in the receiver's staging directory */
+	struct sattrs attrs;        /* of created objects, for their ATTR entries */
 	uint8_t *buf;               /* REPL_DATA_CHUNK */
 	uint64_t resume;            /* K: records up to it are counted, not sent */
 	bool failed;                /* the callback failed: message already set */
@@ -45,6 +66,9 @@ struct send {
 	uint64_t data_sent;
 	uint64_t files;
 };
+
+/* The attributes on_create() kept for `ino` (its stat's st_mode, uid, gid, size, times). */
+bool repl_send_attrs_get(const struct send *s, uint64_t ino, struct stat *ret);
 
 /* A writer error: its message becomes the thread's (repl_last_errmsg()). */
 int repl_send_wfail(struct send *s, int r);
