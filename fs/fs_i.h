@@ -195,12 +195,14 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t nodeid, uint64_t n);
 int fs_inode_stat(const struct fs_inode *ino, struct stat *ret_st);
 
 /*
- * A file whose last link went while a snapshot still sees it keeps its
- * data through a hard link in the state directory (docs/SNAPSHOTS.md:
- * .mirrorfs/orphans/<jino>); that link is not the user's: take it out of
- * `st`'s st_nlink (so fstat of an unlinked open file says 0, as locally).
+ * Take the links the state directory adds out of `st`'s st_nlink, which
+ * are not the user's: a file whose last link went while a snapshot still
+ * sees it keeps its data through a hard link there (docs/SNAPSHOTS.md:
+ * .mirrorfs/orphans/<jino>), so fstat of an unlinked open file says 0, as
+ * locally; and the state directory's ".." counts in the root's st_nlink,
+ * so the root says 2 + the subdirectories a listing shows, as locally.
  */
-void fs_stat_hide_orphan_link(struct fs *fs, const struct fs_inode *ino, struct stat *st);
+void fs_stat_hide_state_links(struct fs *fs, const struct fs_inode *ino, struct stat *st);
 
 /* Fill an entry reply for `jino` with attributes `st` (st_ino already jino). */
 void fs_fill_entry(struct fuse_entry_param *e, const struct stat *st);

@@ -71,7 +71,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void) fuse_reply_err(req, -r);
 	r = fs_inode_stat(n, &st);
 	if (r >= 0)
-		fs_stat_hide_orphan_link(fs, n, &st);
+		fs_stat_hide_state_links(fs, n, &st);
 	fs_inode_put(fs, n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -127,7 +127,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	r = journal_setattr(fs->j, n->fd, fi ? (int)fi->fh : -1, n->jino, &a, &st);
 	if (r >= 0) {
 		st.st_ino = n->jino;
-		fs_stat_hide_orphan_link(fs, n, &st);
+		fs_stat_hide_state_links(fs, n, &st);
 	}
 	fs_inode_put(fs, n);
 	if (r < 0)
