@@ -123,6 +123,16 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	}
 	if (to_set & FUSE_SET_ATTR_CTIME)
 		a.valid |= JOURNAL_ATTR_CTIME;
+	/*
+	 * Nothing to set is chown(-1, -1), which changes the ctime alone (the
+	 * kernel sends FATTR_CTIME only with the writeback cache): do the
+	 * same chown to the backing object.
+	 */
+	if (!(a.valid & ~JOURNAL_ATTR_CTIME)) {
+		a.valid |= JOURNAL_ATTR_UID | JOURNAL_ATTR_GID;
+		a.uid = (uid_t)-1;
+		a.gid = (gid_t)-1;
+	}
 
 	r = journal_setattr(fs->j, n->fd, fi ? (int)fi->fh : -1, n->jino, &a, &st);
 	if (r >= 0) {
