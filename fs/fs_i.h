@@ -233,6 +233,23 @@ void fs_req_cred(fuse_req_t req, struct journal_cred *ret);
 #define FS_PROC_FD_LEN 32
 void fs_proc_path(int fd, char buf[FS_PROC_FD_LEN]);
 
+/* ---- ops_xattr.c ------------------------------------------------------------ */
+
+/* Reads a whole xattr name list like listxattr(2), -errno on failure. */
+typedef ssize_t (*fs_xattr_lister)(void *arg, char *buf, size_t size);
+
+/*
+ * The name list `list` reads, as the caller of `req` would see it on a
+ * local filesystem, for a listxattr of `size` (0: only the length): the
+ * kernel leaves the list to the filesystem, which shows trusted.* names
+ * only to callers with CAP_SYS_ADMIN, and the daemon sees them all. FUSE
+ * tells us the caller's uid, not its capabilities: uid 0 stands for them.
+ * Returns the length (-ERANGE if over `size`) and, for size > 0, the
+ * names in *ret_buf (the caller frees it).
+ */
+ssize_t fs_xattr_list(fuse_req_t req, size_t size, fs_xattr_lister list, void *arg,
+		      char **ret_buf);
+
 /* ---- snapdir.c: `.snap` and snapshot views ------------------------------ */
 
 #define FS_SNAPDIR_NAME ".snap"
