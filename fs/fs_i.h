@@ -195,12 +195,14 @@ void fs_inode_forget(struct fs *fs, fuse_ino_t nodeid, uint64_t n);
 int fs_inode_stat(const struct fs_inode *ino, struct stat *ret_st);
 
 /*
- * A file whose last link went while a snapshot still sees it keeps its
- * data through a hard link in the state directory (docs/SNAPSHOTS.md:
- * .mirrorfs/orphans/<jino>); that link is not the user's: take it out of
- * `st`'s st_nlink (so fstat of an unlinked open file says 0, as locally).
+ * Take the links the state directory adds out of `st`'s st_nlink, which
+ * are not the user's: a file whose last link went while a snapshot still
+ * sees it keeps its data through a hard link there (docs/SNAPSHOTS.md:
+ * .mirrorfs/orphans/<jino>), so fstat of an unlinked open file says 0, as
+ * locally; and the state directory's ".." counts in the root's st_nlink,
+ * so the root says 2 + the subdirectories a listing shows, as locally.
  */
-void fs_stat_hide_orphan_link(struct fs *fs, const struct fs_inode *ino, struct stat *st);
+void fs_stat_hide_state_links(struct fs *fs, const struct fs_inode *ino, struct stat *st);
 
 /* Fill an entry reply for `jino` with attributes `st` (st_ino already jino). */
 void fs_fill_entry(struct fuse_entry_param *e, const struct stat *st);
@@ -230,6 +232,23 @@ void fs_req_cred(fuse_req_t req, struct journal_cred *ret);
 /* "/proc/self/fd/N" for an O_PATH fd. */
 #define FS_PROC_FD_LEN 32
 void fs_proc_path(int fd, char buf[FS_PROC_FD_LEN]);
+
+/* ---- ops_xattr.c ------------------------------------------------------------ */
+
+/* Reads a whole xattr name list like listxattr(2), -errno on failure. */
+typedef ssize_t (*fs_xattr_lister)(void *arg, char *buf, size_t size);
+
+/*
+ * The name list `list` reads, as the caller of `req` would see it on a
+ * local filesystem, for a listxattr of `size` (0: only the length): the
+ * kernel leaves the list to the filesystem, which shows trusted.* names
+ * only to callers with CAP_SYS_ADMIN, and the daemon sees them all. FUSE
+ * tells us the caller's uid, not its capabilities: uid 0 stands for them.
+ * Returns the length (-ERANGE if over `size`) and, for size > 0, the
+ * names in *ret_buf (the caller frees it).
+ */
+ssize_t fs_xattr_list(fuse_req_t req, size_t size, fs_xattr_lister list, void *arg,
+		      char **ret_buf);
 
 /* ---- snapdir.c: `.snap` and snapshot views ------------------------------ */
 

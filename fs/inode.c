@@ -537,11 +537,18 @@ int fs_inode_stat(const struct fs_inode *n, struct stat *ret_st)
 	return 0;
 }
 
-void fs_stat_hide_orphan_link(struct fs *fs, const struct fs_inode *n, struct stat *st)
+void fs_stat_hide_state_links(struct fs *fs, const struct fs_inode *n, struct stat *st)
 {
 	char name[64];
 	struct stat o;
 
+	if (n == fs->root) {
+		if (S_ISDIR(st->st_mode) && st->st_nlink > 2 &&
+		    fstatat(n->fd, JOURNAL_STATE_DIR, &o, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(o.st_mode))
+			st->st_nlink--;
+		return;
+	}
 	if (!S_ISREG(st->st_mode) || st->st_nlink == 0)
 		return;
 	snprintf(name, sizeof(name), "%s/orphans/%llu", JOURNAL_STATE_DIR,

@@ -88,18 +88,20 @@ void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 	unsigned want_if_capable = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
 		FUSE_CAP_SPLICE_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_DONT_MASK |
-		FUSE_CAP_POSIX_ACL | FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
-		FUSE_CAP_ATOMIC_O_TRUNC;
+		FUSE_CAP_POSIX_ACL | FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO;
 
 	conn->want |= conn->capable & want_if_capable;
 	/*
 	 * Off: kernel-local locks (see fs_ops); the kernel, not us, clears
-	 * suid/sgid on write/chown by sending a setattr (no HANDLE_KILLPRIV);
-	 * no writeback cache (shared writable mmap and O_APPEND stay exact).
+	 * suid/sgid on write/truncate/chown by sending a setattr (no
+	 * HANDLE_KILLPRIV: only the kernel knows whether the caller has
+	 * CAP_FSETID); no ATOMIC_O_TRUNC, under which the kernel would drop
+	 * that setattr for open(O_TRUNC) and leave suid/sgid set; no
+	 * writeback cache (shared writable mmap and O_APPEND stay exact).
 	 */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS |
 			FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE |
-			FUSE_CAP_EXPORT_SUPPORT);
+			FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_ATOMIC_O_TRUNC);
 	/*
 	 * With DONT_MASK the kernel passes the mode unmasked and the umask
 	 * separately; fs_apply_umask() hands it to the backing filesystem,

@@ -71,7 +71,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void) fuse_reply_err(req, -r);
 	r = fs_inode_stat(n, &st);
 	if (r >= 0)
-		fs_stat_hide_orphan_link(fs, n, &st);
+		fs_stat_hide_state_links(fs, n, &st);
 	fs_inode_put(fs, n);
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
@@ -123,11 +123,21 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	}
 	if (to_set & FUSE_SET_ATTR_CTIME)
 		a.valid |= JOURNAL_ATTR_CTIME;
+	/*
+	 * Nothing to set is chown(-1, -1), which changes the ctime alone (the
+	 * kernel sends FATTR_CTIME only with the writeback cache): do the
+	 * same chown to the backing object.
+	 */
+	if (!(a.valid & ~JOURNAL_ATTR_CTIME)) {
+		a.valid |= JOURNAL_ATTR_UID | JOURNAL_ATTR_GID;
+		a.uid = (uid_t)-1;
+		a.gid = (gid_t)-1;
+	}
 
 	r = journal_setattr(fs->j, n->fd, fi ? (int)fi->fh : -1, n->jino, &a, &st);
 	if (r >= 0) {
 		st.st_ino = n->jino;
-		fs_stat_hide_orphan_link(fs, n, &st);
+		fs_stat_hide_state_links(fs, n, &st);
 	}
 	fs_inode_put(fs, n);
 	if (r < 0)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Extended attributes: passed through (user.*, trusted.*, security.*, and
- * POSIX ACLs as system.posix_acl_*), plus the read-only virtual
+ * POSIX ACLs as system.posix_acl_*; trusted.* names are listed to root
+ * only, see fs_xattr_list()), plus the read-only virtual
  * `mirrorfs.dir.*` attributes of directories and `mirrorfs.mount.pid` of
  * the root, CephFS style: decimal values without a trailing NUL or
  * newline, never listed, never settable.
@@ -128,6 +129,75 @@ out:
 	free(value);
 }
 
+/* Take the trusted.* names out of a listxattr list; returns its new length. */
+static size_t fs_xattr_drop_trusted(char *list, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		size_t n = strnlen(list + in, len - in) + 1;
+
+		if (n > len - in)
+			n = len - in;
+		if (strncmp(list + in, "trusted.", 8) != 0) {
+			memmove(list + out, list + in, n);
+			out += n;
+		}
+		in += n;
+	}
+	return out;
+}
+
+ssize_t fs_xattr_list(fuse_req_t req, size_t size, fs_xattr_lister list, void *arg,
+		      char **ret_buf)
+{
+	char *buf = NULL;
+	ssize_t len;
+
+	if (fuse_req_ctx(req)->uid == 0) {
+		/* All of it, in the size asked for. */
+		if (size) {
+			buf = malloc(size);
+			if (!buf)
+				return -ENOMEM;
+		}
+		len = list(arg, buf, size);
+		goto out;
+	}
+	/* All of it (again if it grew meanwhile), then without trusted.* */
+	do {
+		free(buf);
+		buf = NULL;
+		len = list(arg, NULL, 0);
+		if (len <= 0)
+			break;
+		buf = malloc((size_t)len);
+		if (!buf) {
+			len = -ENOMEM;
+			break;
+		}
+		len = list(arg, buf, (size_t)len);
+	} while (len == -ERANGE);
+	if (len > 0)
+		len = (ssize_t)fs_xattr_drop_trusted(buf, (size_t)len);
+	if (len > 0 && size && (size_t)len > size)
+		len = -ERANGE;
+out:
+	if (len < 0) {
+		free(buf);
+		return len;
+	}
+	*ret_buf = buf;
+	return len;
+}
+
+static ssize_t fs_live_list(void *arg, char *buf, size_t size)
+{
+	ssize_t len = listxattr(arg, buf, size);
+
+	return len < 0 ? -errno : len;
+}
+
 void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs *fs = fuse_req_userdata(req);
@@ -143,22 +213,11 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (r < 0)
 		return (void) fuse_reply_err(req, -r);
 	fs_proc_path(n->fd, proc);
-	if (size) {
-		list = malloc(size);
-		if (!list) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
 	/* The virtual mirrorfs.* names are never listed. */
-	len = listxattr(proc, list, size);
-	r = len < 0 ? -errno : 0;
-out:
+	len = fs_xattr_list(req, size, fs_live_list, proc, &list);
 	fs_inode_put(fs, n);
-	if (r < 0) {
-		free(list);
-		return (void) fuse_reply_err(req, -r);
-	}
+	if (len < 0)
+		return (void) fuse_reply_err(req, (int)-len);
 	if (size == 0)
 		fuse_reply_xattr(req, (size_t)len);
 	else

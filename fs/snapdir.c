@@ -751,14 +751,25 @@ void fs_snap_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 	free(value);
 }
 
+struct fs_snap_lister {
+	struct fs *fs;
+	struct fs_vnode vn;
+};
+
+static ssize_t fs_snap_list(void *arg, char *buf, size_t size)
+{
+	struct fs_snap_lister *l = arg;
+
+	return journal_snap_listxattr(l->fs->j, l->vn.snap, l->vn.jino, buf, size);
+}
+
 void fs_snap_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct fs *fs = fuse_req_userdata(req);
-	struct fs_vnode vn;
+	struct fs_snap_lister l = { .fs = fuse_req_userdata(req) };
 	char *list = NULL;
 	ssize_t len;
 
-	switch (fs_view_decode(fs, ino, &vn)) {
+	switch (fs_view_decode(l.fs, ino, &l.vn)) {
 	case FS_VK_SNAPDIR:
 	case FS_VK_DR_EMPTY:
 		return (void) (size ? fuse_reply_buf(req, NULL, 0) : fuse_reply_xattr(req, 0));
@@ -767,12 +778,8 @@ void fs_snap_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	default:
 		return (void) fuse_reply_err(req, ESTALE);
 	}
-	if (size) {
-		list = malloc(size);
-		if (!list)
-			return (void) fuse_reply_err(req, ENOMEM);
-	}
-	len = journal_snap_listxattr(fs->j, vn.snap, vn.jino, list, size);
+	/* trusted.* names for root only, as on the live tree */
+	len = fs_xattr_list(req, size, fs_snap_list, &l, &list);
 	if (len < 0)
 		fuse_reply_err(req, (int)-len);
 	else if (size == 0)
