@@ -186,25 +186,37 @@ static void cred_pop(struct credsave *s)
 		syscall(SYS_setfsgid, s->old_fsgid);
 }
 
-/* Give the new entry `name` (fd >= 0: that fd) to cred->uid; keep suid/sgid. */
+/*
+ * Give the new entry `name` (fd >= 0: that fd) to cred->uid, keeping the
+ * suid/sgid bits the chown clears: the mode the entry was made with (the
+ * umask applied), not the one asked for.
+ */
 static int own_new(const struct journal_cred *c, int dirfd, const char *name, int fd,
 		   mode_t mode)
 {
+	mode_t keep = 0;
+	struct stat st;
 	int r;
 
 	if (!c || c->uid == geteuid())
 		return 0;
+	if (!S_ISLNK(mode) && (mode & (S_ISUID | S_ISGID))) {
+		r = fd >= 0 ? fstat(fd, &st) : fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW);
+		if (r < 0)
+			return -errno;
+		keep = st.st_mode & 07777;
+	}
 	if (fd >= 0)
 		r = fchown(fd, c->uid, (gid_t)-1);
 	else
 		r = fchownat(dirfd, name, c->uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
 		return -errno;
-	if (!S_ISLNK(mode) && (mode & (S_ISUID | S_ISGID))) {
+	if (keep & (S_ISUID | S_ISGID)) {
 		if (fd >= 0)
-			r = fchmod(fd, mode & 07777);
+			r = fchmod(fd, keep);
 		else
-			r = fchmodat(dirfd, name, mode & 07777, 0);
+			r = fchmodat(dirfd, name, keep, 0);
 		if (r < 0)
 			return -errno;
 	}

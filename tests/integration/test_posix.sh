@@ -28,16 +28,7 @@ B=$T/backing M=$T/mnt R=$T/ref
 mkdir "$B" "$M" "$R"
 
 declare -A KNOWN=()
-# journal/mutate.c own_new() gives a new object to its creator with a chown
-# (which clears S_ISUID/S_ISGID) and then restores S_ISUID/S_ISGID with the
-# mode the request asked for, not the mode the object got: the umask (or
-# the default ACL) is lost. Fix: take the mode from an fstat before the
-# chown.
-own_new="journal own_new(): suid/sgid object of a non-root creator gets the requested mode, umask lost"
-KNOWN["open/creat suid as user"]=$own_new
-KNOWN["mknod/sgid parent user not member"]=$own_new
-KNOWN["sgid/member sgid request"]=$own_new
-KNOWN["sgid/nonmember sgid no gexec"]=$own_new
+# (none at present)
 
 # todo DESC REASON: a known difference (TAP TODO: not a failure)
 todo() {
