@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,101 @@ out:
 	return r;
 }
 
+/*
+ * Starting writeback early. A stream's data must be on disk before its
+ * snapshot is taken, but the kernel starts writing dirty pages back only at
+ * 10% of memory or after 30 s: the syncfs() before the snapshot waited for
+ * the whole of an initial sync. After every flush_every bytes of data
+ * (repl_serve_opts) a thread runs syncfs() while the stream goes on, so
+ * that the last one finds little to do. Its first error is the stream's (a
+ * later syncfs() through another fd would not report it again).
+ */
+#define DEFAULT_FLUSH_EVERY ((uint64_t)128 << 20)
+
+struct flusher {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int fd;                 /* the replica root (syncfs needs a non-O_PATH fd) */
+	bool running, failed, due, stop;
+	int err;                /* first syncfs() error, under lock */
+	uint64_t every;
+	uint64_t unflushed;     /* data applied since the last start (apply thread) */
+};
+
+static void *flusher_main(void *arg)
+{
+	struct flusher *f = arg;
+	int r;
+
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		while (!f->due && !f->stop)
+			pthread_cond_wait(&f->cond, &f->lock);
+		if (f->stop)
+			break;
+		f->due = false;
+		pthread_mutex_unlock(&f->lock);
+		r = syncfs(f->fd) < 0 ? -errno : 0;
+		pthread_mutex_lock(&f->lock);
+		if (r < 0 && !f->err)
+			f->err = r;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+/* `bytes` of data applied: start a syncfs() in the background now and then (true). */
+static bool flusher_add(struct flusher *f, int rootfd, uint64_t bytes)
+{
+	f->unflushed += bytes;
+	if (f->unflushed < f->every || f->failed)
+		return false;
+	f->unflushed = 0;
+	if (!f->running) {
+		f->fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (f->fd < 0) {
+			f->failed = true;   /* the syncfs() at the end does it all */
+			return false;
+		}
+		pthread_mutex_init(&f->lock, NULL);
+		pthread_cond_init(&f->cond, NULL);
+		if (pthread_create(&f->thread, NULL, flusher_main, f) != 0) {
+			pthread_cond_destroy(&f->cond);
+			pthread_mutex_destroy(&f->lock);
+			close(f->fd);
+			f->failed = true;
+			return false;
+		}
+		f->running = true;
+	}
+	pthread_mutex_lock(&f->lock);
+	f->due = true;
+	pthread_cond_signal(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	return true;
+}
+
+/* Wait for the thread (if any) to end: its first syncfs() error, or 0. */
+static int flusher_stop(struct flusher *f)
+{
+	int r;
+
+	if (!f->running)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	f->stop = true;
+	pthread_cond_signal(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->thread, NULL);
+	r = f->err;
+	pthread_cond_destroy(&f->cond);
+	pthread_mutex_destroy(&f->lock);
+	close(f->fd);
+	*f = (struct flusher){ .failed = true };   /* once stopped, stays stopped */
+	return r;
+}
+
 /* syncfs(2) of the replica's filesystem (it needs an fd that is not O_PATH). */
 static int sync_backing(int rootfd)
 {
@@ -256,7 +352,7 @@ static int sync_backing(int rootfd)
 }
 
 /* After a good TRAILER: staging gone, everything durable, snapshot, ACK. */
-static int finish(struct serve *sv, struct recv *c)
+static int finish(struct serve *sv, struct recv *c, struct flusher *fl)
 {
 	struct journal_snap snap;
 	int r;
@@ -269,6 +365,8 @@ static int finish(struct serve *sv, struct recv *c)
 		return r;
 	repl_recv_release(c);
 	r = journal_flush(c->j);
+	if (r == 0)
+		r = flusher_stop(fl);
 	if (r == 0)
 		r = sync_backing(c->rootfd);
 	if (r < 0)
@@ -296,7 +394,7 @@ static int finish(struct serve *sv, struct recv *c)
 	return 0;
 }
 
-static int body(struct serve *sv, struct recv *c, uint64_t resume)
+static int body(struct serve *sv, struct recv *c, uint64_t resume, struct flusher *fl)
 {
 	struct repl_record rec;
 	int r;
@@ -317,8 +415,11 @@ static int body(struct serve *sv, struct recv *c, uint64_t resume)
 		if (r < 0)
 			return r;
 		c->applied = rec.seq;
-		if (rec.type == REPL_REC_DATA)
+		if (rec.type == REPL_REC_DATA) {
 			c->unsaved_bytes += rec.data.length;
+			if (flusher_add(fl, c->rootfd, rec.data.length))
+				sv->stats->flushes++;
+		}
 		c->count++;
 		sv->stats->records_applied++;
 		r = save_pos(c, false);
@@ -424,6 +525,8 @@ out:
 
 static int stream(struct serve *sv, const struct repl_hello *h)
 {
+	struct flusher fl = { .fd = -1, .every = sv->o->flush_every ? sv->o->flush_every :
+							       DEFAULT_FLUSH_EVERY };
 	struct journal *j;
 	struct recv c;
 	uint64_t resume = 0;
@@ -467,14 +570,15 @@ static int stream(struct serve *sv, const struct repl_hello *h)
 	}
 	r = repl_recv_staging_find(&c);
 	if (r >= 0)
-		r = body(sv, &c, sv->w ? 0 : resume);
+		r = body(sv, &c, sv->w ? 0 : resume, &fl);
 	if (r >= 0)
-		r = finish(sv, &c);
+		r = finish(sv, &c, &fl);
 	if (r < 0) {
 		save_pos(&c, true);   /* keep what was applied; a retry resumes after it */
 		r = reply_nak(sv, r, c.msg);
 	}
 out:
+	flusher_stop(&fl);
 	repl_recv_release(&c);
 	return replica_done(sv, j, r);
 }

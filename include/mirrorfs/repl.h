@@ -522,6 +522,12 @@ struct repl_serve_opts {
 	unsigned save_every;
 	/* ... or save_interval_ms after the last save (0 = 1000), whichever is first. */
 	int save_interval_ms;
+	/*
+	 * Start writing the replica's data back (a syncfs() on a thread of its
+	 * own) after every flush_every bytes of DATA (0 = 128 MiB), so that the
+	 * syncfs() before the snapshot does not wait for the whole stream.
+	 */
+	uint64_t flush_every;
 };
 
 struct repl_serve_stats {
@@ -529,6 +535,7 @@ struct repl_serve_stats {
 	uint64_t refused;          /* HELLOs answered with REFUSE */
 	uint64_t records_applied;  /* body records applied, all streams */
 	uint64_t resumed_from;     /* K of the last stream */
+	uint64_t flushes;          /* background syncfs() started (flush_every) */
 	char last_snapshot[REPL_NAME_MAX + 1]; /* S of the last completed stream, or "" */
 };
 

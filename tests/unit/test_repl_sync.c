@@ -348,6 +348,7 @@ static void *receiver_main(void *arg)
 struct sync_opts {
 	uint64_t cut_after, flip_at;
 	unsigned save_every;
+	uint64_t flush_every;
 };
 
 struct sync_result {
@@ -369,8 +370,10 @@ static void sync_run(struct side *src, struct side *dst, const char *from, const
 	int sv[2];
 
 	memset(ret, 0, sizeof(*ret));
-	if (so)
+	if (so) {
 		rc.opts.save_every = so->save_every;
+		rc.opts.flush_every = so->flush_every;
+	}
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	rc.fd = sv[1];
 	assert_int_equal(pthread_create(&th, NULL, receiver_main, &rc), 0);
@@ -662,6 +665,27 @@ static void test_full_then_incremental(void **state)
 	/* the ACK was lost: the same stream again is acknowledged at once */
 	sync_ok(f, "s1", "s2", &res);
 	assert_int_equal(res.st.records_sent, 0);
+	compare_snap(f, "s2");
+}
+
+/* Writeback started along the way (flush_every): the same replica, and it ran. */
+static void test_flush_along_the_way(void **state)
+{
+	struct fx *f = *state;
+	struct sync_opts so = { .flush_every = 65536 };
+	struct sync_result res;
+
+	build_tree(&f->src);
+	snap(&f->src, "s1");
+	sync_run(&f->src, &f->dst, NULL, "s1", &so, &res);
+	assert_int_equal(res.r, 0);
+	assert_int_equal(res.serve_r, 0);
+	assert_true(res.serve.flushes >= 3);   /* one per DATA record of 64 KiB or more */
+	compare_snap(f, "s1");
+	put_file(&f->src, "big", 0, 1048576, 8);
+	snap(&f->src, "s2");
+	sync_run(&f->src, &f->dst, "s1", "s2", &so, &res);
+	assert_int_equal(res.serve_r, 0);
 	compare_snap(f, "s2");
 }
 
@@ -983,6 +1007,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_full_then_incremental, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_along_the_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_dir_with_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replace_by_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hard_links, setup, teardown),
