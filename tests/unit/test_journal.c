@@ -564,11 +564,18 @@ static void test_ownership(void **state)
 		return;
 	}
 	fx_open(f, 0);
+	/* as mkdir(2): S_ISGID in the mode is not taken (only inherited) */
 	assert_int_equal(journal_mknod(f->j, &cred, f->root, ROOT, "d", S_IFDIR | 02755, 0, NULL, &st), 0);
 	assert_int_equal(st.st_uid, 1234);
 	assert_int_equal(st.st_gid, 5678);
-	assert_true(st.st_mode & S_ISGID);
+	assert_false(st.st_mode & S_ISGID);
 	sgid = opath(f->root, "d");
+	{
+		struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = 02755 };
+
+		assert_int_equal(journal_setattr(f->j, sgid, -1, st.st_ino, &a, &st), 0);
+		assert_true(st.st_mode & S_ISGID);
+	}
 	/* setgid directory: its group is inherited */
 	cred = (struct journal_cred){ 42, 43, 0 };
 	assert_int_equal(journal_create(f->j, &cred, sgid, st.st_ino, "f", O_RDWR, 04755, &fd, &st), 0);
