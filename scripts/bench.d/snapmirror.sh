@@ -119,18 +119,6 @@ static int tree(const char *dir, long n)
 			if (mkdir(name, 0755) < 0 && errno != EEXIST)
 				fail("cannot mkdir", name);
 		}
-		/*
-		 * Every 5,000 files: drop dentries and inodes, so that the kernel
-		 * FORGETs them. The mirrorfs daemon holds an O_PATH fd per inode
-		 * the kernel knows and its flush dup()s the fd: at RLIMIT_NOFILE
-		 * (20,000 here, and root cannot raise it) close() fails with EBADF.
-		 */
-		if (i % 5000 == 4999) {
-			int dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
-			if (dc < 0 || write(dc, "2", 1) != 1)
-				fail("cannot write", "/proc/sys/vm/drop_caches");
-			close(dc);
-		}
 		snprintf(name, sizeof(name), "%s/d%04ld/f%07ld", dir, i / 1000, i);
 		size_t sz = (size_t)(i * 7919 % 4096) + 1;
 		fill(buf, sizeof(buf));
@@ -204,8 +192,6 @@ EOF
 }
 
 # make_tree DIR N: N small files under DIR (created); prints files/s.
-# Drops dentries and inodes every 5,000 files (see the C helper): without
-# that the mount fails past ~20,000 files (the daemon's RLIMIT_NOFILE).
 make_tree() {
 	local n s
 	mkdir -p "$1"
