@@ -12,6 +12,7 @@
  * U+FFFD) and their exact bytes added as hex (path_hex / new_path_hex).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +42,47 @@ const char *journal_op_name(enum journal_op op)
 
 /* ---- paths --------------------------------------------------------------- */
 
-struct comp {
-	char *name;
-	size_t len;
-};
+int changes_name_at(struct jconn *c, uint64_t ino, uint64_t seq, uint64_t *ret_parent,
+		    char name[NAME_MAX + 1], size_t *ret_len)
+{
+	int64_t sq = seq > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)seq;
+	sqlite3_stmt *s;
+	int r, rc;
+
+	r = db_stmt(c, ST_PATH_AT, &s);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, sq);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(s, 1);
+
+		if (n > NAME_MAX) {
+			r = -ENAMETOOLONG;
+		} else {
+			*ret_parent = (uint64_t)sqlite3_column_int64(s, 0);
+			if (n > 0)
+				memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+			name[n] = '\0';
+			*ret_len = (size_t)n;
+		}
+	} else {
+		r = rc == SQLITE_DONE ? -ENOENT : journal_err(rc);
+	}
+	sqlite3_reset(s);
+	return r;
+}
 
 int changes_path_at(struct jconn *c, uint64_t ino, uint64_t seq, char **ret)
 {
-	int64_t sq = seq > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)seq;
-	struct comp *v = NULL;
+	struct comp {
+		char name[NAME_MAX + 1];
+		size_t len;
+	} *v = NULL;
 	size_t n = 0, cap = 0, total = 0;
-	sqlite3_stmt *s;
 	char *out, *p;
-	int r = 0, rc;
+	int r = 0;
 
 	if (ino == JOURNAL_ROOT_INO) {
 		*ret = strdup("/");
@@ -64,41 +93,22 @@ int changes_path_at(struct jconn *c, uint64_t ino, uint64_t seq, char **ret)
 			r = -ELOOP;
 			goto out;
 		}
-		r = db_stmt(c, ST_PATH_AT, &s);
-		if (r < 0)
-			goto out;
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_int64(s, 2, sq);
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW) {
-			r = rc == SQLITE_DONE ? -ENOENT : journal_err(rc);
-			sqlite3_reset(s);
-			goto out;
-		}
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 16;
 			struct comp *nv = realloc(v, nc * sizeof(*nv));
+
 			if (!nv) {
 				r = -ENOMEM;
-				sqlite3_reset(s);
 				goto out;
 			}
 			v = nv;
 			cap = nc;
 		}
-		ino = (uint64_t)sqlite3_column_int64(s, 0);
-		v[n].len = (size_t)sqlite3_column_bytes(s, 1);
-		v[n].name = malloc(v[n].len + 1);
-		if (!v[n].name) {
-			r = -ENOMEM;
-			sqlite3_reset(s);
+		r = changes_name_at(c, ino, seq, &ino, v[n].name, &v[n].len);
+		if (r < 0)
 			goto out;
-		}
-		if (v[n].len)
-			memcpy(v[n].name, sqlite3_column_blob(s, 1), v[n].len);
 		total += v[n].len + 1;
 		n++;
-		sqlite3_reset(s);
 	}
 	out = p = malloc(total + 1);
 	if (!out) {
@@ -113,8 +123,6 @@ int changes_path_at(struct jconn *c, uint64_t ino, uint64_t seq, char **ret)
 	*p = 0;
 	*ret = out;
 out:
-	for (size_t i = 0; i < n; i++)
-		free(v[i].name);
 	free(v);
 	return r;
 }

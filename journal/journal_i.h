@@ -34,6 +34,7 @@
  * OOM, since a change the journal cannot record must not be acknowledged.
  */
 
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -435,10 +436,20 @@ int mut_mark_dirty(struct journal *j, struct jobj *o);
 /* snapview.c */
 /* The seq of snapshot `snap_id` (-ENOENT if there is none). */
 int sv_snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret);
+/* An object's row, alive or not (-ENOENT if there is none). */
+struct objrow {
+	uint32_t type;
+	uint64_t dev, bino;
+	uint64_t born_seq, died_seq;   /* died_seq 0: alive */
+};
+int sv_obj_row(struct jconn *c, uint64_t ino, struct objrow *ret);
 
 /* changes.c */
 /* Live (seq == UINT64_MAX) or historical path of an object into *ret (malloc'd). */
 int changes_path_at(struct jconn *c, uint64_t ino, uint64_t seq, char **ret);
+/* One step of it: the (parent, name) of `ino` as of `seq`; -ENOENT if it has none. */
+int changes_name_at(struct jconn *c, uint64_t ino, uint64_t seq, uint64_t *ret_parent,
+		    char name[NAME_MAX + 1], size_t *ret_len);
 
 /* opencache.c (see journal_keep_open()) */
 /*

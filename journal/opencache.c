@@ -144,59 +144,6 @@ static void oc_dir_keep(uint64_t ino, int fd)
 	oc.dirs[victim] = (struct oc_dir){ .ino = ino, .used = ++oc.tick, .fd = fd };
 }
 
-/* The current (parent, name) of `ino`: 0, or -ENOENT if it has no name. */
-static int current_name(struct jconn *c, uint64_t ino, uint64_t *ret_parent,
-			char name[NAME_MAX + 1])
-{
-	sqlite3_stmt *s;
-	int r, rc;
-
-	r = db_stmt(c, ST_PATH_AT, &s);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_int64(s, 2, INT64_MAX);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		int n = sqlite3_column_bytes(s, 1);
-
-		if (n <= 0 || n > NAME_MAX) {
-			r = -EINVAL;
-		} else {
-			*ret_parent = (uint64_t)sqlite3_column_int64(s, 0);
-			memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
-			name[n] = '\0';
-			r = memchr(name, '\0', (size_t)n) || memchr(name, '/', (size_t)n) ? -EINVAL : 0;
-		}
-	} else {
-		r = rc == SQLITE_DONE ? -ENOENT : journal_err(rc);
-	}
-	sqlite3_reset(s);
-	return r;
-}
-
-/* The backing inode of directory `ino` (alive or not). */
-static int dir_backing(struct jconn *c, uint64_t ino, uint64_t *ret_dev, uint64_t *ret_bino)
-{
-	sqlite3_stmt *s;
-	int r, rc;
-
-	r = db_stmt(c, ST_SV_OBJ, &s);
-	if (r < 0)
-		return r;
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_int64(s, 0) == S_IFDIR) {
-		*ret_dev = (uint64_t)sqlite3_column_int64(s, 1);
-		*ret_bino = (uint64_t)sqlite3_column_int64(s, 2);
-		r = 0;
-	} else {
-		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? -ENOENT : journal_err(rc);
-	}
-	sqlite3_reset(s);
-	return r;
-}
-
 static int check_backing(int fd, uint64_t dev, uint64_t bino)
 {
 	struct stat st;
@@ -214,22 +161,29 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 			  uint64_t bino, int flags, unsigned depth, int *ret_fd)
 {
 	char name[NAME_MAX + 1];
-	uint64_t parent = 0, pdev = 0, pbino = 0;
+	struct objrow prow;
+	uint64_t parent = 0;
 	bool kept = true;
+	size_t len = 0;
 	int pfd, fd, r;
 
 	if (depth > 64)
 		return -ELOOP;   /* deeper trees: the walk from the root */
-	r = current_name(c, ino, &parent, name);
+	r = changes_name_at(c, ino, UINT64_MAX, &parent, name, &len);
 	if (r < 0)
 		return r;
+	if (len == 0 || memchr(name, '\0', len) || memchr(name, '/', len))
+		return -EINVAL;   /* not a name openat() takes: the walk says why */
 	if (parent == JOURNAL_ROOT_INO) {
 		pfd = j->root_fd;
 	} else if ((pfd = oc_dir_find(parent)) < 0) {
-		r = dir_backing(c, parent, &pdev, &pbino);
+		r = sv_obj_row(c, parent, &prow);
 		if (r < 0)
 			return r;
-		r = open_in_parent(j, c, parent, pdev, pbino, O_PATH | O_DIRECTORY, depth + 1, &pfd);
+		if (prow.type != S_IFDIR)
+			return -ENOTDIR;
+		r = open_in_parent(j, c, parent, prow.dev, prow.bino, O_PATH | O_DIRECTORY, depth + 1,
+				   &pfd);
 		if (r < 0)
 			return r;
 		oc_dir_keep(parent, pfd);

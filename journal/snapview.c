@@ -24,12 +24,6 @@
 
 #define CHUNK ((off_t)JOURNAL_CHUNK_SIZE)
 
-struct objrow {
-	uint32_t type;
-	uint64_t dev, bino;
-	uint64_t born_seq, died_seq;   /* died_seq 0: alive */
-};
-
 int sv_snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret)
 {
 	sqlite3_stmt *s;
@@ -50,7 +44,7 @@ int sv_snap_seq(struct jconn *c, uint64_t snap_id, uint64_t *ret)
 	return r;
 }
 
-static int obj_row(struct jconn *c, uint64_t ino, struct objrow *ret)
+int sv_obj_row(struct jconn *c, uint64_t ino, struct objrow *ret)
 {
 	sqlite3_stmt *s;
 	int r;
@@ -239,7 +233,7 @@ static int snap_stat_conn(struct journal *j, struct jconn *c, uint64_t seq, uint
 	uint64_t n;
 	int r, fd;
 
-	r = obj_row(c, ino, &o);
+	r = sv_obj_row(c, ino, &o);
 	if (r < 0)
 		return r;
 	if (!seen_at(&o, seq))
@@ -402,7 +396,7 @@ int journal_snap_readlink(struct journal *j, uint64_t snap_id, uint64_t ino,
 	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
-		r = obj_row(c, ino, &o);
+		r = sv_obj_row(c, ino, &o);
 	if (r >= 0 && !seen_at(&o, seq))
 		r = -ENOENT;
 	if (r >= 0 && o.type != S_IFLNK)
@@ -443,7 +437,7 @@ static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char *
 	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &seq);
 	if (r >= 0)
-		r = obj_row(c, ino, &o);
+		r = sv_obj_row(c, ino, &o);
 	if (r >= 0 && !seen_at(&o, seq))
 		r = -ENOENT;
 	if (r >= 0)
@@ -634,7 +628,7 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	db_read_begin(c);
 	r = sv_snap_seq(c, snap_id, &f->seq);
 	if (r >= 0)
-		r = obj_row(c, ino, &o);
+		r = sv_obj_row(c, ino, &o);
 	if (r >= 0 && o.type != S_IFREG)
 		r = o.type == S_IFDIR ? -EISDIR : -EINVAL;
 	if (r >= 0 && !seen_at(&o, f->seq))
