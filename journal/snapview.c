@@ -225,39 +225,60 @@ static bool seen_at(const struct objrow *o, uint64_t seq)
 	return o->born_seq <= seq && (o->died_seq == 0 || o->died_seq > seq);
 }
 
+/*
+ * The attributes snapshot `seq` shows for object `ino` (row `o`): those its
+ * first change after the snapshot preserved, else the live ones, from *fdp
+ * (opened O_PATH here if it is -1; the caller closes it). That change
+ * preserves, then changes the object, possibly between our two reads; so
+ * the preserved ones are asked again when it may have happened (another
+ * process's journal: always; ours: when the object's cow.gen moved), in a
+ * read transaction that sees every preservation counted in cow.gen.
+ */
+static int snap_attr(struct journal *j, struct jconn *c, uint64_t ino, uint64_t seq,
+		     const struct objrow *o, int *fdp, struct stat *st)
+{
+	bool ro = j->flags & JOURNAL_OPEN_READONLY;
+	struct jobj *mem = ro ? NULL : obj_get(j, ino);
+	uint64_t gen = 0;
+	int r;
+
+	if (mem) {
+		gen = atomic_load(&mem->cow.gen);
+		db_read_restart(c);
+	}
+	memset(st, 0, sizeof(*st));
+	r = preserved_attr(c, ino, seq, st, NULL, NULL);
+	if (r == 0 && *fdp < 0)
+		r = sv_open_obj(j, c, ino, o, O_PATH, fdp);
+	if (r == 0)
+		r = fstat(*fdp, st) < 0 ? -errno : 0;
+	if (r == 0 && (ro || (mem && atomic_load(&mem->cow.gen) != gen))) {
+		db_read_restart(c);
+		r = preserved_attr(c, ino, seq, st, NULL, NULL);
+	}
+	if (mem)
+		obj_put(mem);
+	return r < 0 ? r : 0;
+}
+
 static int snap_stat_conn(struct journal *j, struct jconn *c, uint64_t seq, uint64_t ino,
 			  struct stat *ret)
 {
 	struct objrow o;
 	struct stat st;
 	uint64_t n;
-	int r, fd;
+	int r, fd = -1;
 
 	r = sv_obj_row(c, ino, &o);
 	if (r < 0)
 		return r;
 	if (!seen_at(&o, seq))
 		return -ENOENT;
-	memset(&st, 0, sizeof(st));
-	r = preserved_attr(c, ino, seq, &st, NULL, NULL);
+	r = snap_attr(j, c, ino, seq, &o, &fd, &st);
+	if (fd >= 0)
+		close(fd);
 	if (r < 0)
 		return r;
-	if (r == 0) {
-		r = sv_open_obj(j, c, ino, &o, O_PATH, &fd);
-		if (r < 0)
-			return r;
-		r = fstat(fd, &st) < 0 ? -errno : 0;
-		close(fd);
-		if (r < 0)
-			return r;
-		/* as for data: another process may have changed it after preserving */
-		if (j->flags & JOURNAL_OPEN_READONLY) {
-			db_read_restart(c);   /* see what it committed since */
-			r = preserved_attr(c, ino, seq, &st, NULL, NULL);
-			if (r < 0)
-				return r;
-		}
-	}
 	st.st_dev = (dev_t)o.dev;
 	st.st_ino = ino;
 	st.st_blksize = 4096;
@@ -636,17 +657,8 @@ int journal_snapfile_open(struct journal *j, uint64_t snap_id, uint64_t ino,
 	if (r >= 0)
 		r = sv_open_obj(j, c, ino, &o, O_RDONLY, &f->live_fd);
 	/* the size as snap_stat_conn() finds it, without opening the object twice */
-	if (r >= 0) {
-		memset(&st, 0, sizeof(st));
-		r = preserved_attr(c, ino, f->seq, &st, NULL, NULL);
-	}
-	if (r == 0) {
-		r = fstat(f->live_fd, &st) < 0 ? -errno : 0;
-		if (r == 0 && (j->flags & JOURNAL_OPEN_READONLY)) {
-			db_read_restart(c);   /* as in snap_stat_conn() */
-			r = preserved_attr(c, ino, f->seq, &st, NULL, NULL);
-		}
-	}
+	if (r >= 0)
+		r = snap_attr(j, c, ino, f->seq, &o, &f->live_fd, &st);
 	db_conn_put(j, c);
 	if (r < 0)
 		goto fail;

@@ -8,6 +8,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -357,6 +360,72 @@ static void test_keep_open_dirs(void **state)
 	close(b2fd);
 	close(bfd);
 	close(afd);
+	close(fd);
+	fx_close(f);
+}
+
+/*
+ * The first change after a snapshot preserves the attributes, then changes
+ * the file: a stat or an open of the snapshot racing it must still see the
+ * snapshot's size, never the new one.
+ */
+struct racer {
+	struct fx *f;
+	uint64_t snap, ino;
+	off_t want;
+	atomic_bool stop;
+	atomic_int wrong, reads;
+};
+
+static void *race_reader(void *arg)
+{
+	struct racer *rc = arg;
+
+	while (!atomic_load(&rc->stop)) {
+		struct journal_snapfile *sf;
+		struct stat st;
+
+		if (journal_snap_stat(rc->f->j, rc->snap, rc->ino, &st) == 0 && st.st_size != rc->want)
+			atomic_fetch_add(&rc->wrong, 1);
+		if (journal_snapfile_open(rc->f->j, rc->snap, rc->ino, &sf) == 0) {
+			if (journal_snapfile_size(sf) != rc->want)
+				atomic_fetch_add(&rc->wrong, 1);
+			journal_snapfile_close(sf);
+		}
+		atomic_fetch_add(&rc->reads, 1);
+	}
+	return NULL;
+}
+
+static void test_snap_attr_race(void **state)
+{
+	struct fx *f = *state;
+	int fd;
+	uint64_t ino;
+
+	fx_open(f, 0);
+	ino = mkfile(f, ROOT, f->root, "f", &fd);
+	for (int i = 0; i < 150; i++) {
+		struct racer rc = { .f = f, .ino = ino, .want = 1000 + i };
+		struct journal_attr a = { .valid = JOURNAL_ATTR_SIZE, .size = 1000 + i };
+		pthread_t th;
+		char name[16];
+		int before;
+
+		assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+		snprintf(name, sizeof(name), "r%d", i);
+		rc.snap = snap(f, name);
+		assert_int_equal(pthread_create(&th, NULL, race_reader, &rc), 0);
+		while ((before = atomic_load(&rc.reads)) < 1 + i % 4)
+			;   /* let it start, at a different point each time */
+		a.size = 70000 + i;
+		assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+		while (atomic_load(&rc.reads) < before + 2)
+			;
+		atomic_store(&rc.stop, true);
+		assert_int_equal(pthread_join(th, NULL), 0);
+		assert_int_equal(atomic_load(&rc.wrong), 0);
+	}
 	close(fd);
 	fx_close(f);
 }
@@ -791,6 +860,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snap_keep_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_open_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_read_keeps_atime, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_attr_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
