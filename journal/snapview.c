@@ -447,9 +447,11 @@ out:
 /* All xattrs of `ino` as snapshot `snap_id` saw them, serialized (cow_read_xattrs). */
 static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char **ret, size_t *ret_len)
 {
+	bool ro = j->flags & JOURNAL_OPEN_READONLY;
+	struct jobj *mem = NULL;
+	uint64_t seq, gen = 0;
 	struct jconn *c;
 	struct objrow o;
-	uint64_t seq;
 	int r, fd;
 
 	r = db_conn_get(j, &c);
@@ -461,6 +463,11 @@ static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char *
 		r = sv_obj_row(c, ino, &o);
 	if (r >= 0 && !seen_at(&o, seq))
 		r = -ENOENT;
+	/* as snap_attr(): the first change after the snapshot may be under way */
+	if (r >= 0 && !ro && (mem = obj_get(j, ino))) {
+		gen = atomic_load(&mem->cow.gen);
+		db_read_restart(c);
+	}
 	if (r >= 0)
 		r = preserved_attr(c, ino, seq, NULL, ret, ret_len);
 	if (r == 0) {
@@ -469,7 +476,21 @@ static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char *
 			r = cow_read_xattrs(fd, ret, ret_len);
 			close(fd);
 		}
+		if (r >= 0 && (ro || (mem && atomic_load(&mem->cow.gen) != gen))) {
+			char *px = NULL;
+			size_t plen = 0;
+
+			db_read_restart(c);
+			r = preserved_attr(c, ino, seq, NULL, &px, &plen);
+			if (r == 1) {
+				free(*ret);
+				*ret = px;
+				*ret_len = plen;
+			}
+		}
 	}
+	if (mem)
+		obj_put(mem);
 	db_conn_put(j, c);
 	return r < 0 ? r : 0;
 }

@@ -365,9 +365,9 @@ static void test_keep_open_dirs(void **state)
 }
 
 /*
- * The first change after a snapshot preserves the attributes, then changes
- * the file: a stat or an open of the snapshot racing it must still see the
- * snapshot's size, never the new one.
+ * The first change after a snapshot preserves the attributes and xattrs,
+ * then changes the file: a stat, an open or a getxattr of the snapshot
+ * racing it must still see the snapshot's size and value, never the new.
  */
 struct racer {
 	struct fx *f;
@@ -384,6 +384,7 @@ static void *race_reader(void *arg)
 	while (!atomic_load(&rc->stop)) {
 		struct journal_snapfile *sf;
 		struct stat st;
+		off_t v = 0;
 
 		if (journal_snap_stat(rc->f->j, rc->snap, rc->ino, &st) == 0 && st.st_size != rc->want)
 			atomic_fetch_add(&rc->wrong, 1);
@@ -392,6 +393,9 @@ static void *race_reader(void *arg)
 				atomic_fetch_add(&rc->wrong, 1);
 			journal_snapfile_close(sf);
 		}
+		if (journal_snap_getxattr(rc->f->j, rc->snap, rc->ino, "user.v", &v, sizeof(v)) !=
+		    (ssize_t)sizeof(v) || v != rc->want)
+			atomic_fetch_add(&rc->wrong, 1);
 		atomic_fetch_add(&rc->reads, 1);
 	}
 	return NULL;
@@ -412,14 +416,21 @@ static void test_snap_attr_race(void **state)
 		char name[16];
 		int before;
 
+		off_t v = rc.want, v2 = -1;
+
 		assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+		assert_int_equal(journal_setxattr(f->j, fd, ino, "user.v", &v, sizeof(v), 0), 0);
 		snprintf(name, sizeof(name), "r%d", i);
 		rc.snap = snap(f, name);
 		assert_int_equal(pthread_create(&th, NULL, race_reader, &rc), 0);
 		while ((before = atomic_load(&rc.reads)) < 1 + i % 4)
 			;   /* let it start, at a different point each time */
-		a.size = 70000 + i;
-		assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+		if (i % 2) {
+			a.size = 70000 + i;
+			assert_int_equal(journal_setattr(f->j, fd, fd, ino, &a, NULL), 0);
+		} else {
+			assert_int_equal(journal_setxattr(f->j, fd, ino, "user.v", &v2, sizeof(v2), 0), 0);
+		}
 		while (atomic_load(&rc.reads) < before + 2)
 			;
 		atomic_store(&rc.stop, true);
