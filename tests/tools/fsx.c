@@ -1,0 +1,1647 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * fsx: a data-integrity exerciser. A deterministic (seeded) random sequence
+ * of data operations on a few files in one directory, checked against an
+ * in-memory model of every file's contents and size.
+ *
+ *   fsx [options] DIR
+ *
+ * The files are DIR/fsx.0 .. DIR/fsx.N-1. Operations: pwrite (sizes from 1
+ * byte to --max-io, unaligned, across 4 KiB and 64 KiB boundaries, past EOF),
+ * pread, mmap read, mmap write + msync, ftruncate and truncate(2) down and
+ * up, open(O_TRUNC), fallocate (plain, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE,
+ * ZERO_RANGE with and without KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE),
+ * copy_file_range between two files and within one (non-overlapping),
+ * O_APPEND writes, O_DIRECT writes and reads (4 KiB aligned), close and
+ * reopen, fsync, fdatasync.
+ *
+ * After every operation the size (fstat) and the bytes around the range it
+ * touched are read back and compared with the model; every --verify-every
+ * operations the whole of every file is. An operation the filesystem
+ * refuses with EOPNOTSUPP (or ENOSYS; EINVAL for O_DIRECT) is noted once and
+ * not generated again. Any other error, or any byte that differs, stops the
+ * run: the last --log operations, the offset, the expected and actual bytes
+ * and a replay command are printed, exit status 1.
+ *
+ * Snapshots (--snap-dir MNT/.snap): every --snap-every operations
+ * `mkdir MNT/.snap/NAME` and a copy of the model for it; some snapshots are
+ * deleted again (rmdir) along the way. Every snapshot kept is checked
+ * (contents, size, holes as zeros, at MNT/.snap/NAME/<DIR below MNT>/fsx.K)
+ * after each deletion, at a few random moments, and at the end.
+ * --save STATE writes the final models to a directory; a later
+ * `fsx --check-saved STATE` (e.g. after a remount) checks the files and the
+ * snapshots against them.
+ *
+ * The data written by an operation is a pattern of its own (tag + offset,
+ * never a zero byte), so a mismatch report can tell which recent operation
+ * wrote the bytes found instead.
+ *
+ * Exit: 0 ok, 1 mismatch or unexpected error, 2 usage or setup error.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FILES 4
+#define BLK 4096                 /* alignment of O_DIRECT, collapse and insert */
+#define IO_CHUNK ((size_t)1 << 20)
+
+/* ---- PRNG (splitmix64 seeding, xorshift64*) ------------------------------------ */
+
+struct rng {
+	uint64_t s;
+};
+
+static void rng_seed(struct rng *r, uint64_t seed)
+{
+	uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	r->s = (z ^ (z >> 31)) | 1;
+}
+
+static uint64_t rng_next(struct rng *r)
+{
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 0x2545F4914F6CDD1DULL;
+}
+
+/* uniform in [0, n); 0 if n is 0 */
+static uint64_t below(struct rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+/* uniform in [lo, hi] */
+static int64_t between(struct rng *r, int64_t lo, int64_t hi)
+{
+	return hi <= lo ? lo : lo + (int64_t)below(r, (uint64_t)(hi - lo) + 1);
+}
+
+static bool one_in(struct rng *r, uint64_t n)
+{
+	return below(r, n) == 0;
+}
+
+/* ---- operations -------------------------------------------------------------------- */
+
+enum op {
+	OP_WRITE, OP_READ, OP_MAPREAD, OP_MAPWRITE, OP_FTRUNCATE, OP_TRUNCATE, OP_OPENTRUNC,
+	OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH, OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT,
+	OP_COPY, OP_COPY_SELF, OP_APPEND, OP_DWRITE, OP_DREAD, OP_REOPEN, OP_FSYNC,
+	OP_FDATASYNC,
+	OP_COUNT,
+	/* events in the log, not generated as operations */
+	EV_SNAP = OP_COUNT, EV_SNAPDEL, EV_SNAPCHECK,
+};
+
+static const struct {
+	const char *name;
+	unsigned weight;
+} op_info[] = {
+	[OP_WRITE] = { "pwrite", 20 },          [OP_READ] = { "pread", 10 },
+	[OP_MAPREAD] = { "mapread", 5 },        [OP_MAPWRITE] = { "mapwrite", 5 },
+	[OP_FTRUNCATE] = { "ftruncate", 5 },    [OP_TRUNCATE] = { "truncate", 2 },
+	[OP_OPENTRUNC] = { "open_trunc", 1 },   [OP_FALLOC] = { "falloc", 2 },
+	[OP_FALLOC_KEEP] = { "falloc_keep", 2 }, [OP_PUNCH] = { "punch_hole", 4 },
+	[OP_ZERO] = { "zero_range", 2 },        [OP_ZERO_KEEP] = { "zero_range_keep", 2 },
+	[OP_COLLAPSE] = { "collapse_range", 2 }, [OP_INSERT] = { "insert_range", 2 },
+	[OP_COPY] = { "copy_range", 4 },        [OP_COPY_SELF] = { "copy_range_self", 3 },
+	[OP_APPEND] = { "append", 4 },          [OP_DWRITE] = { "dwrite", 3 },
+	[OP_DREAD] = { "dread", 2 },            [OP_REOPEN] = { "reopen", 2 },
+	[OP_FSYNC] = { "fsync", 1 },            [OP_FDATASYNC] = { "fdatasync", 1 },
+	[EV_SNAP] = { "SNAPSHOT", 0 },          [EV_SNAPDEL] = { "SNAP-DELETE", 0 },
+	[EV_SNAPCHECK] = { "SNAP-CHECK", 0 },
+};
+
+/* One entry of the operation log. */
+struct logent {
+	uint64_t n;              /* operation number (1-based); events: ops done */
+	enum op op;
+	int f, f2;               /* file (and source file of a copy) */
+	int64_t off, off2, len;  /* off2: source offset of a copy */
+	int64_t size0, size1;    /* size of file f before and after */
+	uint32_t tag;            /* data pattern of a write */
+	char note[96];           /* snapshot name */
+};
+
+struct file {
+	char path[PATH_MAX];
+	int fd;
+	int dfd;                 /* O_DIRECT fd, -1 until needed */
+	uint8_t *model;          /* max_size bytes; zeros past size */
+	int64_t size;
+};
+
+struct snap {
+	char name[64];
+	uint64_t at;             /* operations done when taken */
+	int64_t size[MAX_FILES];
+	uint8_t *data[MAX_FILES];
+};
+
+struct fsx {
+	/* options */
+	uint64_t seed, nops, verify_every, snap_every;
+	unsigned nfiles, snap_keep, nlog;
+	int64_t max_size;
+	size_t max_io;
+	double duration;
+	bool verbose, reuse, rm_snaps;
+	const char *dir, *snap_dir, *save, *check_saved;
+	char snap_prefix[32];
+	bool no_live;
+	bool disabled[OP_COUNT];
+	char **argv;
+	int argc;
+
+	/* state */
+	struct rng rng;          /* the operations */
+	struct rng aux;          /* snapshot schedule, read chunking: not the ops */
+	struct file file[MAX_FILES];
+	uint8_t *buf, *rbuf;     /* max_io + 2 * BLK, aligned */
+	uint64_t n;              /* operations done */
+	bool unsupported[OP_COUNT];
+	uint64_t count[OP_COUNT];
+	uint64_t checked;        /* bytes compared */
+	char rel[PATH_MAX];      /* DIR below the mount root, "" or "a/b/" */
+	struct snap *snaps;
+	unsigned nsnaps, snaps_taken, snaps_deleted, snap_checks;
+	uint64_t snap_serial;
+	struct logent *log;      /* ring of nlog entries */
+	uint64_t nlogged;
+	const char *phase;       /* what a mismatch was found by */
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "fsx: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+
+	if (!p)
+		die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static size_t min_sz(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* The byte an operation with `tag` writes at file offset `pos`: never 0. */
+static uint8_t pattern(uint32_t tag, int64_t pos)
+{
+	return (uint8_t)(1 + ((uint64_t)tag + (uint64_t)pos + (uint64_t)pos / 251) % 255);
+}
+
+static void fill(uint8_t *p, uint32_t tag, int64_t off, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = pattern(tag, off + (int64_t)i);
+}
+
+/* ---- the operation log -------------------------------------------------------------- */
+
+static struct logent *log_add(struct fsx *x, enum op op, int f)
+{
+	struct logent *e = &x->log[x->nlogged++ % x->nlog];
+
+	memset(e, 0, sizeof(*e));
+	e->n = op < OP_COUNT ? x->n + 1 : x->n;
+	e->op = op;
+	e->f = f;
+	e->f2 = -1;
+	e->size0 = e->size1 = f >= 0 ? x->file[f].size : 0;
+	return e;
+}
+
+static void log_print(const struct logent *e, FILE *out)
+{
+	fprintf(out, "%8" PRIu64 " %-16s", e->n, op_info[e->op].name);
+	if (e->op >= OP_COUNT) {
+		fprintf(out, " %s\n", e->note);
+		return;
+	}
+	fprintf(out, " f%d", e->f);
+	switch (e->op) {
+	case OP_REOPEN: case OP_FSYNC: case OP_FDATASYNC: case OP_OPENTRUNC:
+		break;
+	case OP_FTRUNCATE: case OP_TRUNCATE:
+		fprintf(out, " to 0x%" PRIx64, e->size1);
+		break;
+	case OP_COPY: case OP_COPY_SELF:
+		fprintf(out, " from f%d 0x%" PRIx64 " to 0x%" PRIx64 " len 0x%" PRIx64,
+			e->f2, e->off2, e->off, e->len);
+		break;
+	default:
+		fprintf(out, " 0x%" PRIx64 " len 0x%" PRIx64 " [0x%" PRIx64 ", 0x%" PRIx64 ")",
+			e->off, e->len, e->off, e->off + e->len);
+	}
+	if (e->tag)
+		fprintf(out, " tag %08" PRIx32, e->tag);
+	if (e->size0 != e->size1)
+		fprintf(out, " size 0x%" PRIx64 " -> 0x%" PRIx64, e->size0, e->size1);
+	fputc('\n', out);
+}
+
+static void log_dump(const struct fsx *x, FILE *out)
+{
+	uint64_t first = x->nlogged > x->nlog ? x->nlogged - x->nlog : 0;
+
+	fprintf(out, "fsx: the last %" PRIu64 " operations and events (newest last):\n",
+		x->nlogged - first);
+	for (uint64_t i = first; i < x->nlogged; i++)
+		log_print(&x->log[i % x->nlog], out);
+}
+
+static void replay_hint(const struct fsx *x, FILE *out)
+{
+	fprintf(out, "fsx: replay:");
+	for (int i = 0; i < x->argc; i++) {
+		if (!strcmp(x->argv[i], "--ops") || !strcmp(x->argv[i], "-N")) {
+			i++;
+			continue;
+		}
+		fprintf(out, " %s", x->argv[i]);
+	}
+	fprintf(out, " --ops %" PRIu64 "\n", x->n + 1);
+}
+
+static void fail(struct fsx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+static void fail(struct fsx *x, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "fsx: seed %" PRIu64 ": FAILED at operation %" PRIu64 " (%s): ",
+		x->seed, x->n + 1, x->phase);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	log_dump(x, stderr);
+	replay_hint(x, stderr);
+	exit(1);
+}
+
+/* ---- reading back and comparing ------------------------------------------------------ */
+
+static void hexline(FILE *out, const uint8_t *p, size_t n, const uint8_t *other)
+{
+	for (size_t i = 0; i < 16; i++) {
+		if (i < n)
+			fprintf(out, other && p[i] != other[i] ? "%02x*" : "%02x ", p[i]);
+		else
+			fprintf(out, "   ");
+	}
+}
+
+#define SHIFT_MAX ((int64_t)256 << 10)
+
+/* Which logged write put `act` (n bytes) at `pos` of file f? */
+static void guess_writer(const struct fsx *x, int f, int64_t pos, const uint8_t *act, size_t n)
+{
+	uint64_t first = x->nlogged > x->nlog ? x->nlogged - x->nlog : 0;
+	bool zeros = true;
+
+	for (size_t i = 0; i < n; i++)
+		zeros = zeros && act[i] == 0;
+	if (zeros) {
+		fprintf(stderr, "fsx:   the actual bytes there are zeros (a hole, or data lost)\n");
+		return;
+	}
+	for (uint64_t i = x->nlogged; i-- > first;) {
+		const struct logent *e = &x->log[i % x->nlog];
+		size_t k;
+
+		if (!e->tag)
+			continue;
+		for (k = 0; k < n && act[k] == pattern(e->tag, pos + (int64_t)k); k++)
+			;
+		if (k == n) {
+			fprintf(stderr, "fsx:   the actual bytes there are the pattern of operation %"
+				PRIu64 "%s (%s, tag %08" PRIx32 ")\n", e->n,
+				e->f == f ? "" : " on another file", op_info[e->op].name, e->tag);
+			return;
+		}
+	}
+	for (uint64_t i = x->nlogged; i-- > first;) {
+		const struct logent *e = &x->log[i % x->nlog];
+
+		if (!e->tag)
+			continue;
+		for (int64_t d = -SHIFT_MAX; d <= SHIFT_MAX; d++) {
+			size_t k;
+
+			for (k = 0; k < n && act[k] == pattern(e->tag, pos + d + (int64_t)k); k++)
+				;
+			if (k == n) {
+				fprintf(stderr, "fsx:   the actual bytes there are the pattern of operation %"
+					PRIu64 " (%s, tag %08" PRIx32 ") for offset 0x%" PRIx64
+					" (shifted by %+" PRId64 ")\n", e->n, op_info[e->op].name,
+					e->tag, pos + d, d);
+				return;
+			}
+		}
+	}
+	fprintf(stderr, "fsx:   the actual bytes there are not the pattern of any logged write\n");
+}
+
+static void report_mismatch(struct fsx *x, const char *what, int f, int64_t base,
+			    const uint8_t *exp, const uint8_t *act, size_t n, size_t i)
+{
+	size_t j = i, from, to;
+
+	while (j < n && exp[j] != act[j])
+		j++;
+	fflush(stdout);
+	fprintf(stderr, "fsx: MISMATCH in %s at offset 0x%" PRIx64 " (%" PRId64 "): "
+		"expected %02x, read %02x; %zu%s byte(s) differ from there on\n", what,
+		base + (int64_t)i, base + (int64_t)i, exp[i], act[i], j - i,
+		j == n ? "+" : "");
+	fprintf(stderr, "fsx:   %-18s %-48s   %s\n", "offset", "expected", "actual");
+	from = i & ~(size_t)15;
+	from = from >= 32 ? from - 32 : 0;
+	to = min_sz(n, (i & ~(size_t)15) + 64);
+	for (size_t k = from; k < to; k += 16) {
+		size_t m = min_sz(16, to - k);
+
+		fprintf(stderr, "fsx:   0x%016" PRIx64 " ", base + (int64_t)k);
+		hexline(stderr, exp + k, m, act + k);
+		fprintf(stderr, "  ");
+		hexline(stderr, act + k, m, exp + k);
+		fputc('\n', stderr);
+	}
+	guess_writer(x, f, base + (int64_t)i, act + i, min_sz(16, j - i));
+	fail(x, "%s: data mismatch at offset 0x%" PRIx64, what, base + (int64_t)i);
+}
+
+static ssize_t pread_full(int fd, void *buf, size_t len, int64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + (int64_t)done));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/*
+ * Read [off, off + len) of fd and compare it with model[0, size): the read
+ * must return exactly the model's bytes and stop at `size`.
+ */
+static void check_fd(struct fsx *x, const char *what, int f, int fd, const uint8_t *model,
+		     int64_t size, int64_t off, size_t len, uint8_t *rb)
+{
+	size_t want = off >= size ? 0 : min_sz(len, (size_t)(size - off));
+	ssize_t n;
+
+	n = pread_full(fd, rb, len, off);
+	if (n < 0)
+		fail(x, "%s: pread 0x%" PRIx64 " len 0x%zx: %s", what, off, len, strerror(errno));
+	if ((size_t)n != want)
+		fail(x, "%s: pread 0x%" PRIx64 " len 0x%zx returned 0x%zx bytes, expected 0x%zx "
+		     "(size 0x%" PRIx64 ")", what, off, len, (size_t)n, want, size);
+	if (memcmp(rb, model + off, want)) {
+		for (size_t i = 0; i < want; i++)
+			if (rb[i] != model[off + (int64_t)i])
+				report_mismatch(x, what, f, off, model + off, rb, want, i);
+	}
+	x->checked += want;
+}
+
+static void check_size(struct fsx *x, const char *what, int fd, int64_t size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		fail(x, "%s: fstat: %s", what, strerror(errno));
+	if (st.st_size != size)
+		fail(x, "%s: size is 0x%" PRIx64 ", expected 0x%" PRIx64, what,
+		     (int64_t)st.st_size, size);
+}
+
+/* The bytes around [off, off + len) of file f, and its size. */
+static void check_around(struct fsx *x, int f, int64_t off, int64_t len)
+{
+	struct file *fl = &x->file[f];
+	int64_t a = off > 64 ? off - 64 : 0, b = off + len + 64;
+	char what[64];
+
+	snprintf(what, sizeof(what), "f%d", f);
+	check_size(x, what, fl->fd, fl->size);
+	if (b > x->max_size + 1)
+		b = x->max_size + 1;
+	while (a < b) {
+		size_t n = min_sz((size_t)(b - a), x->max_io + 2 * BLK);
+
+		check_fd(x, what, f, fl->fd, fl->model, fl->size, a, n, x->rbuf);
+		a += (int64_t)n;
+	}
+}
+
+/* The whole of file f through fd, in reads of random lengths. */
+static void check_whole(struct fsx *x, const char *what, int f, int fd, const uint8_t *model,
+			int64_t size)
+{
+	int64_t off = 0;
+
+	check_size(x, what, fd, size);
+	while (off <= size) {
+		size_t n = one_in(&x->aux, 2) ? IO_CHUNK : (size_t)between(&x->aux, 1, IO_CHUNK);
+
+		check_fd(x, what, f, fd, model, size, off, n, x->rbuf);
+		off += (int64_t)n;
+	}
+}
+
+static void check_all_live(struct fsx *x, const char *phase)
+{
+	const char *saved = x->phase;
+
+	x->phase = phase;
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "f%u", f);
+		check_whole(x, what, (int)f, x->file[f].fd, x->file[f].model, x->file[f].size);
+	}
+	x->phase = saved;
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static int file_open(struct fsx *x, int f, int extra)
+{
+	struct file *fl = &x->file[f];
+
+	fl->fd = open(fl->path, O_RDWR | O_CLOEXEC | extra);
+	return fl->fd;
+}
+
+static void file_close(struct fsx *x, int f)
+{
+	struct file *fl = &x->file[f];
+
+	if (fl->dfd >= 0 && close(fl->dfd) < 0)
+		fail(x, "f%d: close of the O_DIRECT fd: %s", f, strerror(errno));
+	fl->dfd = -1;
+	if (close(fl->fd) < 0)
+		fail(x, "f%d: close: %s", f, strerror(errno));
+	fl->fd = -1;
+}
+
+/* Set the model's size; what lies past it reads as zeros later. */
+static void model_resize(struct file *fl, int64_t size)
+{
+	if (size < fl->size)
+		memset(fl->model + size, 0, (size_t)(fl->size - size));
+	fl->size = size;
+}
+
+static void model_extend(struct file *fl, int64_t end)
+{
+	if (end > fl->size)
+		fl->size = end;
+}
+
+/* ---- choosing ranges --------------------------------------------------------------------- */
+
+/* A length from 1 to max: mostly small, sometimes large or block aligned. */
+static size_t rand_len(struct fsx *x, size_t max)
+{
+	size_t n;
+
+	if (max == 0)
+		return 0;
+	switch (below(&x->rng, 10)) {
+	case 0:
+		n = (size_t)between(&x->rng, 1, 16);
+		break;
+	case 1: case 2: case 3:
+		n = (size_t)between(&x->rng, 1, 4096);
+		break;
+	case 4: case 5:
+		n = (size_t)between(&x->rng, 1, 65536);
+		break;
+	case 6:
+		n = (size_t)between(&x->rng, 1, 16) * BLK;
+		break;
+	case 7:
+		n = (size_t)between(&x->rng, 4096, 4 * 65536);
+		break;
+	default:
+		n = (size_t)between(&x->rng, 1, (int64_t)x->max_io);
+	}
+	return n > max ? (size_t)between(&x->rng, 1, (int64_t)max) : n;
+}
+
+/*
+ * An offset in [0, limit] for `len` bytes: uniform, near a 4 KiB or 64 KiB
+ * boundary so that [off, off + len) crosses it, or near `eof`.
+ */
+static int64_t rand_off(struct fsx *x, int64_t limit, int64_t len, int64_t eof)
+{
+	int64_t off, b;
+
+	if (limit <= 0)
+		return 0;
+	switch (below(&x->rng, 6)) {
+	case 0: case 1:
+		off = between(&x->rng, 0, limit);
+		break;
+	case 2:
+	case 3:
+		b = below(&x->rng, 2) ? BLK : 65536;
+		off = (int64_t)below(&x->rng, (uint64_t)(limit / b) + 1) * b;
+		off -= between(&x->rng, 0, len < b ? len : b);
+		break;
+	case 4:
+		off = eof - between(&x->rng, -(int64_t)BLK, len + BLK);
+		break;
+	default:
+		off = (int64_t)below(&x->rng, (uint64_t)(limit / BLK) + 1) * BLK;
+	}
+	if (off < 0)
+		off = 0;
+	return off > limit ? limit : off;
+}
+
+/* ---- one operation -------------------------------------------------------------------------- */
+
+static void note_unsupported(struct fsx *x, enum op op, int err)
+{
+	x->unsupported[op] = true;
+	printf("fsx: %s: not supported here (%s): not generated from now on\n",
+	       op_info[op].name, strerror(err));
+}
+
+static bool is_unsupported_errno(int err)
+{
+	return err == EOPNOTSUPP || err == ENOSYS;
+}
+
+static void do_write(struct fsx *x, struct logent *e, struct file *fl)
+{
+	size_t len = rand_len(x, x->max_io);
+	int64_t off;
+	ssize_t n;
+
+	if ((int64_t)len > x->max_size)
+		len = (size_t)x->max_size;
+	off = rand_off(x, x->max_size - (int64_t)len, (int64_t)len, fl->size);
+	e->off = off;
+	e->len = (int64_t)len;
+	e->tag = (uint32_t)rng_next(&x->rng) | 1;
+	fill(x->buf, e->tag, off, len);
+	n = pwrite(fl->fd, x->buf, len, off);
+	if (n < 0)
+		fail(x, "pwrite: %s", strerror(errno));
+	if ((size_t)n != len)
+		fail(x, "pwrite: short write of 0x%zx of 0x%zx bytes", (size_t)n, len);
+	memcpy(fl->model + off, x->buf, len);
+	model_extend(fl, off + (int64_t)len);
+}
+
+static void do_read(struct fsx *x, struct logent *e, int f)
+{
+	struct file *fl = &x->file[f];
+	size_t len = rand_len(x, x->max_io);
+	char what[64];
+
+	e->off = rand_off(x, fl->size + BLK, (int64_t)len, fl->size);
+	e->len = (int64_t)len;
+	snprintf(what, sizeof(what), "f%d pread", f);
+	check_fd(x, what, f, fl->fd, fl->model, fl->size, e->off, len, x->rbuf);
+}
+
+/* mmap [off, off + len) of a file of `size` bytes; returns the mapping of the page range */
+static uint8_t *map_range(struct fsx *x, int fd, int prot, int64_t off, int64_t len,
+			  int64_t *ret_pgoff, size_t *ret_maplen)
+{
+	int64_t pg = sysconf(_SC_PAGESIZE), pgoff = off & ~(pg - 1);
+	size_t maplen = (size_t)(off + len - pgoff);
+	void *p;
+
+	p = mmap(NULL, maplen, prot, MAP_SHARED, fd, pgoff);
+	if (p == MAP_FAILED)
+		fail(x, "mmap 0x%" PRIx64 " len 0x%zx: %s", pgoff, maplen, strerror(errno));
+	*ret_pgoff = pgoff;
+	*ret_maplen = maplen;
+	return p;
+}
+
+static bool do_mapread(struct fsx *x, struct logent *e, int f)
+{
+	struct file *fl = &x->file[f];
+	int64_t pgoff;
+	size_t maplen, len;
+	uint8_t *p;
+
+	if (fl->size == 0)
+		return false;
+	len = rand_len(x, (size_t)fl->size);
+	e->off = rand_off(x, fl->size - (int64_t)len, (int64_t)len, fl->size);
+	e->len = (int64_t)len;
+	p = map_range(x, fl->fd, PROT_READ, e->off, e->len, &pgoff, &maplen);
+	memcpy(x->rbuf, p + (e->off - pgoff), len);
+	munmap(p, maplen);
+	if (memcmp(x->rbuf, fl->model + e->off, len)) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "f%d mmap read", f);
+		for (size_t i = 0; i < len; i++)
+			if (x->rbuf[i] != fl->model[e->off + (int64_t)i])
+				report_mismatch(x, what, f, e->off, fl->model + e->off, x->rbuf, len, i);
+	}
+	x->checked += len;
+	return true;
+}
+
+static bool do_mapwrite(struct fsx *x, struct logent *e, struct file *fl)
+{
+	int64_t pgoff;
+	size_t maplen, len;
+	uint8_t *p;
+
+	if (fl->size == 0)
+		return false;
+	len = rand_len(x, (size_t)fl->size);
+	e->off = rand_off(x, fl->size - (int64_t)len, (int64_t)len, fl->size);
+	e->len = (int64_t)len;
+	e->tag = (uint32_t)rng_next(&x->rng) | 1;
+	p = map_range(x, fl->fd, PROT_READ | PROT_WRITE, e->off, e->len, &pgoff, &maplen);
+	fill(p + (e->off - pgoff), e->tag, e->off, len);
+	if (msync(p, maplen, MS_SYNC) < 0)
+		fail(x, "msync: %s", strerror(errno));
+	munmap(p, maplen);
+	fill(fl->model + e->off, e->tag, e->off, len);
+	return true;
+}
+
+static int64_t rand_size(struct fsx *x, const struct file *fl)
+{
+	switch (below(&x->rng, 8)) {
+	case 0:
+		return 0;
+	case 1: case 2: case 3:
+		return between(&x->rng, 0, fl->size);            /* down */
+	case 4:
+		return (between(&x->rng, 0, x->max_size) / 65536) * 65536;
+	default:
+		return between(&x->rng, fl->size, x->max_size);   /* up */
+	}
+}
+
+static void do_truncate(struct fsx *x, struct logent *e, struct file *fl, bool by_path)
+{
+	int64_t size = rand_size(x, fl);
+	int r;
+
+	e->off = min_sz((size_t)size, (size_t)fl->size);
+	e->len = size > fl->size ? size - fl->size : fl->size - size;
+	r = by_path ? truncate(fl->path, size) : ftruncate(fl->fd, size);
+	if (r < 0)
+		fail(x, "%s to 0x%" PRIx64 ": %s", by_path ? "truncate" : "ftruncate", size,
+		     strerror(errno));
+	model_resize(fl, size);
+}
+
+static void do_open_trunc(struct fsx *x, struct logent *e, int f)
+{
+	struct file *fl = &x->file[f];
+
+	e->off = 0;
+	e->len = fl->size;
+	file_close(x, f);
+	if (file_open(x, f, O_TRUNC) < 0)
+		fail(x, "open(O_TRUNC) %s: %s", fl->path, strerror(errno));
+	model_resize(fl, 0);
+}
+
+/* fallocate with `mode`; false if it is not supported here */
+static bool do_falloc(struct fsx *x, struct logent *e, struct file *fl, enum op op, int mode)
+{
+	int64_t len = (int64_t)rand_len(x, x->max_io), off;
+
+	if (len > x->max_size)
+		len = x->max_size;
+	off = rand_off(x, x->max_size - len, len, fl->size);
+	if (op == OP_PUNCH && one_in(&x->rng, 4) && fl->size > 0) {
+		/* to or beyond EOF */
+		off = between(&x->rng, 0, fl->size);
+		len = x->max_size - off;
+	}
+	if (len == 0)
+		return false;
+	e->off = off;
+	e->len = len;
+	if (fallocate(fl->fd, mode, off, len) < 0) {
+		if (is_unsupported_errno(errno) && !x->unsupported[op]) {
+			note_unsupported(x, op, errno);
+			return false;
+		}
+		fail(x, "fallocate mode 0x%x 0x%" PRIx64 " len 0x%" PRIx64 ": %s", mode, off, len,
+		     strerror(errno));
+	}
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		int64_t end = off + len;
+
+		if (mode & FALLOC_FL_KEEP_SIZE)
+			end = end < fl->size ? end : fl->size;
+		if (end > off)
+			memset(fl->model + off, 0, (size_t)(end - off));
+	}
+	if (!(mode & FALLOC_FL_KEEP_SIZE))
+		model_extend(fl, off + len);
+	return true;
+}
+
+static bool do_collapse(struct fsx *x, struct logent *e, struct file *fl)
+{
+	int64_t blocks = fl->size / BLK, off, len;
+
+	if (blocks < 2)
+		return false;
+	/* off + len must stay below EOF */
+	off = between(&x->rng, 0, blocks - 2) * BLK;
+	len = between(&x->rng, 1, min_sz((size_t)((fl->size - off - 1) / BLK), 64)) * BLK;
+	e->off = off;
+	e->len = len;
+	if (fallocate(fl->fd, FALLOC_FL_COLLAPSE_RANGE, off, len) < 0) {
+		if (is_unsupported_errno(errno)) {
+			note_unsupported(x, OP_COLLAPSE, errno);
+			return false;
+		}
+		fail(x, "collapse range 0x%" PRIx64 " len 0x%" PRIx64 ": %s", off, len,
+		     strerror(errno));
+	}
+	memmove(fl->model + off, fl->model + off + len, (size_t)(fl->size - off - len));
+	model_resize(fl, fl->size - len);
+	return true;
+}
+
+static bool do_insert(struct fsx *x, struct logent *e, struct file *fl)
+{
+	int64_t off, len, room = (x->max_size - fl->size) / BLK;
+
+	if (fl->size < 1 || room < 1)
+		return false;
+	off = between(&x->rng, 0, (fl->size - 1) / BLK) * BLK;
+	len = between(&x->rng, 1, min_sz((size_t)room, 64)) * BLK;
+	e->off = off;
+	e->len = len;
+	if (fallocate(fl->fd, FALLOC_FL_INSERT_RANGE, off, len) < 0) {
+		if (is_unsupported_errno(errno)) {
+			note_unsupported(x, OP_INSERT, errno);
+			return false;
+		}
+		fail(x, "insert range 0x%" PRIx64 " len 0x%" PRIx64 ": %s", off, len,
+		     strerror(errno));
+	}
+	memmove(fl->model + off + len, fl->model + off, (size_t)(fl->size - off));
+	memset(fl->model + off, 0, (size_t)len);
+	fl->size += len;
+	return true;
+}
+
+static bool do_copy(struct fsx *x, struct logent *e, int fo, int fi)
+{
+	struct file *out = &x->file[fo], *in = &x->file[fi];
+	int64_t len, off_in, off_out;
+	loff_t pin, pout;
+	size_t done = 0;
+
+	if (in->size == 0)
+		return false;
+	len = (int64_t)rand_len(x, min_sz((size_t)in->size, x->max_io));
+	off_in = rand_off(x, in->size - len, len, in->size);
+	if (fo != fi) {
+		off_out = rand_off(x, x->max_size - len, len, out->size);
+	} else {
+		/* a destination that does not overlap the source */
+		int64_t before = off_in - len, after = x->max_size - len;   /* [0, before], [off_in + len, after] */
+
+		if (before < 0 && after < off_in + len)
+			return false;
+		if (before >= 0 && (after < off_in + len || one_in(&x->rng, 2)))
+			off_out = between(&x->rng, 0, before);
+		else
+			off_out = between(&x->rng, off_in + len, after);
+		if (one_in(&x->rng, 3))
+			off_out = off_out / BLK * BLK;
+		if (off_out < off_in + len && off_out + len > off_in)
+			return false;
+	}
+	e->f2 = fi;
+	e->off = off_out;
+	e->off2 = off_in;
+	e->len = len;
+	pin = off_in;
+	pout = off_out;
+	while (done < (size_t)len) {
+		ssize_t n = copy_file_range(in->fd, &pin, out->fd, &pout, (size_t)len - done, 0);
+
+		if (n < 0) {
+			enum op op = fo == fi ? OP_COPY_SELF : OP_COPY;
+
+			if (done == 0 && (is_unsupported_errno(errno) || errno == EXDEV)) {
+				note_unsupported(x, op, errno);
+				return false;
+			}
+			fail(x, "copy_file_range: %s (after 0x%zx bytes)", strerror(errno), done);
+		}
+		if (n == 0)
+			fail(x, "copy_file_range: copied 0x%zx of 0x%" PRIx64 " bytes, then 0 "
+			     "(source size 0x%" PRIx64 ")", done, len, in->size);
+		done += (size_t)n;
+	}
+	memmove(out->model + off_out, in->model + off_in, (size_t)len);
+	model_extend(out, off_out + len);
+	return true;
+}
+
+static void do_append(struct fsx *x, struct logent *e, int f)
+{
+	struct file *fl = &x->file[f];
+	size_t len = rand_len(x, (size_t)(x->max_size - fl->size));
+	ssize_t n;
+	int fd;
+
+	if (len == 0) {
+		/* full: make room first, as part of this operation */
+		if (ftruncate(fl->fd, x->max_size / 2) < 0)
+			fail(x, "ftruncate before append: %s", strerror(errno));
+		model_resize(fl, x->max_size / 2);
+		e->size0 = fl->size;
+		len = rand_len(x, (size_t)(x->max_size - fl->size));
+	}
+	e->off = fl->size;
+	e->len = (int64_t)len;
+	e->tag = (uint32_t)rng_next(&x->rng) | 1;
+	fill(x->buf, e->tag, fl->size, len);
+	fd = open(fl->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		fail(x, "open(O_APPEND): %s", strerror(errno));
+	n = write(fd, x->buf, len);
+	if (n < 0)
+		fail(x, "append write: %s", strerror(errno));
+	if ((size_t)n != len)
+		fail(x, "append write: short write of 0x%zx of 0x%zx bytes", (size_t)n, len);
+	if (close(fd) < 0)
+		fail(x, "close after append: %s", strerror(errno));
+	memcpy(fl->model + fl->size, x->buf, len);
+	fl->size += (int64_t)len;
+}
+
+static bool direct_fd(struct fsx *x, enum op op, struct file *fl)
+{
+	if (fl->dfd >= 0)
+		return true;
+	fl->dfd = open(fl->path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	if (fl->dfd >= 0)
+		return true;
+	if (errno == EINVAL || is_unsupported_errno(errno)) {
+		note_unsupported(x, OP_DWRITE, errno);
+		x->unsupported[OP_DREAD] = true;
+		return false;
+	}
+	fail(x, "%s: open(O_DIRECT): %s", op_info[op].name, strerror(errno));
+}
+
+static bool do_dwrite(struct fsx *x, struct logent *e, struct file *fl)
+{
+	int64_t blocks = x->max_size / BLK, off;
+	size_t len;
+	ssize_t n;
+
+	if (blocks < 1 || !direct_fd(x, OP_DWRITE, fl))
+		return false;
+	len = (size_t)between(&x->rng, 1, min_sz((size_t)blocks, x->max_io / BLK)) * BLK;
+	off = between(&x->rng, 0, blocks - (int64_t)(len / BLK)) * BLK;
+	if (one_in(&x->rng, 3))   /* at EOF */
+		off = min_sz((size_t)((fl->size + BLK - 1) / BLK * BLK),
+				  (size_t)(x->max_size - (int64_t)len));
+	e->off = off;
+	e->len = (int64_t)len;
+	e->tag = (uint32_t)rng_next(&x->rng) | 1;
+	fill(x->buf, e->tag, off, len);
+	n = pwrite(fl->dfd, x->buf, len, off);
+	if (n < 0)
+		fail(x, "O_DIRECT pwrite: %s", strerror(errno));
+	if ((size_t)n != len)
+		fail(x, "O_DIRECT pwrite: short write of 0x%zx of 0x%zx bytes", (size_t)n, len);
+	memcpy(fl->model + off, x->buf, len);
+	model_extend(fl, off + (int64_t)len);
+	return true;
+}
+
+static bool do_dread(struct fsx *x, struct logent *e, int f)
+{
+	struct file *fl = &x->file[f];
+	int64_t blocks = (fl->size + BLK - 1) / BLK;
+	char what[64];
+	size_t len;
+
+	if (blocks < 1 || !direct_fd(x, OP_DREAD, fl))
+		return false;
+	len = (size_t)between(&x->rng, 1, min_sz((size_t)blocks + 1, x->max_io / BLK)) * BLK;
+	e->off = between(&x->rng, 0, blocks) * BLK;
+	e->len = (int64_t)len;
+	snprintf(what, sizeof(what), "f%d O_DIRECT pread", f);
+	check_fd(x, what, f, fl->dfd, fl->model, fl->size, e->off, len, x->rbuf);
+	return true;
+}
+
+static void do_reopen(struct fsx *x, int f)
+{
+	file_close(x, f);
+	if (file_open(x, f, 0) < 0)
+		fail(x, "reopen %s: %s", x->file[f].path, strerror(errno));
+}
+
+static enum op pick_op(struct fsx *x)
+{
+	unsigned total = 0, w;
+
+	for (int i = 0; i < OP_COUNT; i++)
+		if (!x->disabled[i] && !x->unsupported[i])
+			total += op_info[i].weight;
+	if (total == 0)
+		die("every operation is disabled");
+	w = (unsigned)below(&x->rng, total);
+	for (int i = 0; i < OP_COUNT; i++) {
+		if (x->disabled[i] || x->unsupported[i])
+			continue;
+		if (w < op_info[i].weight)
+			return (enum op)i;
+		w -= op_info[i].weight;
+	}
+	return OP_WRITE;
+}
+
+/* Generate and apply one operation, then check what it touched. */
+static void one_op(struct fsx *x)
+{
+	for (;;) {
+		enum op op = pick_op(x);
+		int f = (int)below(&x->rng, x->nfiles), f2;
+		struct file *fl = &x->file[f];
+		struct logent *e = log_add(x, op, f);
+		bool done = true;
+
+		x->phase = op_info[op].name;
+		switch (op) {
+		case OP_WRITE: do_write(x, e, fl); break;
+		case OP_READ: do_read(x, e, f); break;
+		case OP_MAPREAD: done = do_mapread(x, e, f); break;
+		case OP_MAPWRITE: done = do_mapwrite(x, e, fl); break;
+		case OP_FTRUNCATE: do_truncate(x, e, fl, false); break;
+		case OP_TRUNCATE: do_truncate(x, e, fl, true); break;
+		case OP_OPENTRUNC: do_open_trunc(x, e, f); break;
+		case OP_FALLOC: done = do_falloc(x, e, fl, op, 0); break;
+		case OP_FALLOC_KEEP: done = do_falloc(x, e, fl, op, FALLOC_FL_KEEP_SIZE); break;
+		case OP_PUNCH:
+			done = do_falloc(x, e, fl, op, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+			break;
+		case OP_ZERO: done = do_falloc(x, e, fl, op, FALLOC_FL_ZERO_RANGE); break;
+		case OP_ZERO_KEEP:
+			done = do_falloc(x, e, fl, op, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE);
+			break;
+		case OP_COLLAPSE: done = do_collapse(x, e, fl); break;
+		case OP_INSERT: done = do_insert(x, e, fl); break;
+		case OP_COPY:
+			if (x->nfiles < 2) {
+				done = false;
+				break;
+			}
+			f2 = (f + 1 + (int)below(&x->rng, x->nfiles - 1)) % (int)x->nfiles;
+			done = do_copy(x, e, f, f2);
+			break;
+		case OP_COPY_SELF: done = do_copy(x, e, f, f); break;
+		case OP_APPEND: do_append(x, e, f); break;
+		case OP_DWRITE: done = do_dwrite(x, e, fl); break;
+		case OP_DREAD: done = do_dread(x, e, f); break;
+		case OP_REOPEN: do_reopen(x, f); break;
+		case OP_FSYNC:
+			if (fsync(fl->fd) < 0)
+				fail(x, "fsync: %s", strerror(errno));
+			break;
+		case OP_FDATASYNC:
+			if (fdatasync(fl->fd) < 0)
+				fail(x, "fdatasync: %s", strerror(errno));
+			break;
+		default:
+			abort();
+		}
+		if (!done) {
+			/* not applicable now (or not supported): forget it, draw again */
+			x->nlogged--;
+			continue;
+		}
+		e->size1 = fl->size;
+		if (x->verbose)
+			log_print(e, stdout);
+		x->count[op]++;
+		x->phase = "check after the operation";
+		if (e->op == OP_TRUNCATE || e->op == OP_FTRUNCATE || e->op == OP_OPENTRUNC ||
+		    e->op == OP_COLLAPSE || e->op == OP_INSERT)
+			check_around(x, f, min_sz((size_t)e->size0, (size_t)e->size1), BLK);
+		else if (e->op != OP_READ && e->op != OP_MAPREAD && e->op != OP_DREAD)
+			check_around(x, f, e->off, e->len);
+		else
+			check_size(x, "size", fl->fd, fl->size);
+		x->n++;
+		return;
+	}
+}
+
+/* ---- snapshots ------------------------------------------------------------------------ */
+
+static void snap_path(const struct fsx *x, const char *name, unsigned f, char *buf, size_t n)
+{
+	int r = snprintf(buf, n, "%s/%s/%sfsx.%u", x->snap_dir, name, x->rel, f);
+
+	if (r < 0 || (size_t)r >= n)
+		die("path too long: %s/%s/%s", x->snap_dir, name, x->rel);
+}
+
+static void snap_free(struct snap *s)
+{
+	for (unsigned f = 0; f < MAX_FILES; f++)
+		free(s->data[f]);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Check one snapshot's files against its model. */
+static void snap_check(struct fsx *x, const struct snap *s)
+{
+	const char *saved = x->phase;
+	char path[PATH_MAX], what[PATH_MAX + 64];
+
+	x->phase = "snapshot check";
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		bool direct = one_in(&x->aux, 4);
+		int fd;
+
+		snap_path(x, s->name, f, path, sizeof(path));
+		snprintf(what, sizeof(what), "snapshot %s (taken after operation %" PRIu64 ") f%u%s",
+			 s->name, s->at, f, direct ? " O_DIRECT" : "");
+		fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+		if (fd < 0)
+			fail(x, "%s: open %s: %s", what, path, strerror(errno));
+		check_whole(x, what, (int)f, fd, s->data[f], s->size[f]);
+		if (s->size[f] > 0 && !direct && one_in(&x->aux, 3)) {
+			/* a part of it through a mapping too (not of an O_DIRECT fd: FUSE
+			 * refuses to map a direct_io file, ENODEV) */
+			int64_t len = between(&x->aux, 1, min_sz((size_t)s->size[f], IO_CHUNK));
+			int64_t off = between(&x->aux, 0, s->size[f] - len), pgoff;
+			size_t maplen;
+			uint8_t *p = map_range(x, fd, PROT_READ, off, len, &pgoff, &maplen);
+
+			memcpy(x->rbuf, p + (off - pgoff), (size_t)len);
+			munmap(p, maplen);
+			for (int64_t i = 0; i < len; i++)
+				if (x->rbuf[i] != s->data[f][off + i])
+					report_mismatch(x, what, (int)f, off, s->data[f] + off, x->rbuf,
+							(size_t)len, (size_t)i);
+			x->checked += (uint64_t)len;
+		}
+		close(fd);
+	}
+	x->phase = saved;
+}
+
+static void snap_check_all(struct fsx *x, const char *why)
+{
+	struct logent *e = log_add(x, EV_SNAPCHECK, -1);
+
+	snprintf(e->note, sizeof(e->note), "%u snapshots (%s)", x->nsnaps, why);
+	for (unsigned i = 0; i < x->nsnaps; i++)
+		snap_check(x, &x->snaps[i]);
+	x->snap_checks++;
+}
+
+static void snap_delete(struct fsx *x, unsigned i)
+{
+	struct logent *e = log_add(x, EV_SNAPDEL, -1);
+	char path[PATH_MAX];
+
+	snprintf(e->note, sizeof(e->note), "%s", x->snaps[i].name);
+	x->phase = "snapshot delete";
+	snprintf(path, sizeof(path), "%s/%s", x->snap_dir, x->snaps[i].name);
+	if (rmdir(path) < 0)
+		fail(x, "rmdir %s: %s", path, strerror(errno));
+	snap_free(&x->snaps[i]);
+	memmove(&x->snaps[i], &x->snaps[i + 1], (x->nsnaps - i - 1) * sizeof(*x->snaps));
+	x->nsnaps--;
+	x->snaps_deleted++;
+}
+
+static void snap_take(struct fsx *x)
+{
+	struct snap *s = &x->snaps[x->nsnaps];
+	struct logent *e = log_add(x, EV_SNAP, -1);
+	char path[PATH_MAX];
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%s%" PRIu64, x->snap_prefix, ++x->snap_serial);
+	snprintf(e->note, sizeof(e->note), "%s", s->name);
+	x->phase = "snapshot create";
+	snprintf(path, sizeof(path), "%s/%s", x->snap_dir, s->name);
+	if (mkdir(path, 0755) < 0)
+		fail(x, "mkdir %s: %s", path, strerror(errno));
+	s->at = x->n;
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		s->size[f] = x->file[f].size;
+		s->data[f] = xmalloc((size_t)s->size[f]);
+		memcpy(s->data[f], x->file[f].model, (size_t)s->size[f]);
+	}
+	x->nsnaps++;
+	x->snaps_taken++;
+}
+
+/* After operation x->n: snapshots to take, delete, check. */
+static void snap_step(struct fsx *x)
+{
+	bool deleted = false;
+
+	if (!x->snap_dir)
+		return;
+	if (x->n % x->snap_every == 0) {
+		if (x->nsnaps == x->snap_keep) {
+			/* full: delete one, older ones more likely */
+			snap_delete(x, (unsigned)below(&x->aux, below(&x->aux, x->nsnaps) + 1));
+			deleted = true;
+		}
+		snap_take(x);
+		if (x->nsnaps > 2 && one_in(&x->aux, 4)) {
+			/* and now and then one more, not the newest */
+			snap_delete(x, (unsigned)below(&x->aux, x->nsnaps - 1));
+			deleted = true;
+		}
+	}
+	if (deleted || (x->nsnaps > 0 && one_in(&x->aux, 2 * x->snap_every)))
+		snap_check_all(x, deleted ? "after a delete" : "at random");
+}
+
+/* ---- saved state -------------------------------------------------------------------------- */
+
+static void write_file(const char *path, const uint8_t *p, int64_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int64_t off = 0;
+
+	if (fd < 0)
+		die("cannot create '%s': %s", path, strerror(errno));
+	while (off < len) {
+		ssize_t n = pwrite(fd, p + off, (size_t)(len - off), off);
+
+		if (n <= 0)
+			die("cannot write '%s': %s", path, n < 0 ? strerror(errno) : "short write");
+		off += n;
+	}
+	if (close(fd) < 0)
+		die("cannot write '%s': %s", path, strerror(errno));
+}
+
+static uint8_t *read_file(const char *path, int64_t *ret_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *p;
+	ssize_t n;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die("cannot read '%s': %s", path, strerror(errno));
+	p = xmalloc((size_t)st.st_size);
+	n = pread_full(fd, p, (size_t)st.st_size, 0);
+	if (n != st.st_size)
+		die("cannot read '%s': %s", path, n < 0 ? strerror(errno) : "short read");
+	close(fd);
+	*ret_len = st.st_size;
+	return p;
+}
+
+/*
+ * STATE/files (the number of files), STATE/snapshots (one name per line),
+ * STATE/live.K and STATE/<snapshot>.K: each model's bytes, its size the
+ * file's size.
+ */
+static void state_save(struct fsx *x)
+{
+	char path[PATH_MAX];
+	FILE *fp;
+
+	if (mkdir(x->save, 0755) < 0 && errno != EEXIST)
+		die("cannot create '%s': %s", x->save, strerror(errno));
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		snprintf(path, sizeof(path), "%s/live.%u", x->save, f);
+		write_file(path, x->file[f].model, x->file[f].size);
+	}
+	for (unsigned i = 0; i < x->nsnaps; i++)
+		for (unsigned f = 0; f < x->nfiles; f++) {
+			snprintf(path, sizeof(path), "%s/%s.%u", x->save, x->snaps[i].name, f);
+			write_file(path, x->snaps[i].data[f], x->snaps[i].size[f]);
+		}
+	snprintf(path, sizeof(path), "%s/snapshots", x->save);
+	fp = fopen(path, "w");
+	if (!fp)
+		die("cannot create '%s': %s", path, strerror(errno));
+	for (unsigned i = 0; i < x->nsnaps; i++)
+		fprintf(fp, "%s %" PRIu64 "\n", x->snaps[i].name, x->snaps[i].at);
+	if (fclose(fp) != 0)
+		die("cannot write '%s': %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/files", x->save);
+	fp = fopen(path, "w");
+	if (!fp)
+		die("cannot create '%s': %s", path, strerror(errno));
+	fprintf(fp, "%u\n", x->nfiles);
+	if (fclose(fp) != 0)
+		die("cannot write '%s': %s", path, strerror(errno));
+}
+
+/* --check-saved: check the live files and the snapshots against STATE */
+static int state_check(struct fsx *x)
+{
+	char path[PATH_MAX], name[64];
+	unsigned nfiles, nsnaps = 0;
+	uint64_t at;
+	FILE *fp;
+
+	x->phase = "check against saved models";
+	snprintf(path, sizeof(path), "%s/files", x->check_saved);
+	fp = fopen(path, "r");
+	if (!fp || fscanf(fp, "%u", &nfiles) != 1 || nfiles < 1 || nfiles > MAX_FILES)
+		die("cannot read '%s'", path);
+	fclose(fp);
+	x->nfiles = nfiles;
+	for (unsigned f = 0; f < nfiles && !x->no_live; f++) {
+		struct file *fl = &x->file[f];
+		int64_t len;
+		uint8_t *m;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/live.%u", x->check_saved, f);
+		m = read_file(path, &len);
+		fd = open(fl->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail(x, "open %s: %s", fl->path, strerror(errno));
+		check_whole(x, fl->path, (int)f, fd, m, len);
+		close(fd);
+		free(m);
+	}
+	snprintf(path, sizeof(path), "%s/snapshots", x->check_saved);
+	fp = fopen(path, "r");
+	if (!fp)
+		die("cannot read '%s': %s", path, strerror(errno));
+	while (fscanf(fp, "%63s %" SCNu64, name, &at) == 2) {
+		struct snap s = { .at = at };
+
+		if (!x->snap_dir)
+			die("--check-saved with snapshots needs --snap-dir");
+		snprintf(s.name, sizeof(s.name), "%s", name);
+		for (unsigned f = 0; f < nfiles; f++) {
+			snprintf(path, sizeof(path), "%s/%s.%u", x->check_saved, name, f);
+			s.data[f] = read_file(path, &s.size[f]);
+		}
+		snap_check(x, &s);
+		snap_free(&s);
+		nsnaps++;
+	}
+	fclose(fp);
+	printf("fsx: %s: %s%u snapshot(s) as saved, %" PRIu64 " bytes checked\n",
+	       x->check_saved, x->no_live ? "" : "live files and ", nsnaps, x->checked);
+	return 0;
+}
+
+/* ---- setup and main -------------------------------------------------------------------- */
+
+static void setup_files(struct fsx *x)
+{
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		struct file *fl = &x->file[f];
+		int r = snprintf(fl->path, sizeof(fl->path), "%s/fsx.%u", x->dir, f);
+
+		if (r < 0 || (size_t)r >= sizeof(fl->path))
+			die("path too long: %s", x->dir);
+		fl->dfd = -1;
+		if (x->check_saved)
+			continue;
+		fl->model = xmalloc((size_t)x->max_size);
+		fl->fd = open(fl->path, O_RDWR | O_CREAT | O_CLOEXEC | (x->reuse ? 0 : O_TRUNC), 0644);
+		if (fl->fd < 0)
+			die("cannot open '%s': %s", fl->path, strerror(errno));
+		if (x->reuse) {
+			struct stat st;
+			ssize_t n;
+
+			if (fstat(fl->fd, &st) < 0)
+				die("cannot stat '%s': %s", fl->path, strerror(errno));
+			if (st.st_size > x->max_size)
+				die("'%s' is larger than --max-size", fl->path);
+			n = pread_full(fl->fd, fl->model, (size_t)st.st_size, 0);
+			if (n != st.st_size)
+				die("cannot read '%s': %s", fl->path, n < 0 ? strerror(errno) : "short read");
+			fl->size = st.st_size;
+		}
+	}
+}
+
+/* x->rel: DIR relative to the mount root (the parent of --snap-dir) */
+static void setup_rel(struct fsx *x)
+{
+	char sd[PATH_MAX], d[PATH_MAX], *root;
+	size_t n;
+
+	if (!realpath(x->snap_dir, sd))
+		die("cannot resolve '%s': %s", x->snap_dir, strerror(errno));
+	if (!realpath(x->dir, d))
+		die("cannot resolve '%s': %s", x->dir, strerror(errno));
+	root = dirname(sd);
+	n = strlen(root);
+	if (!strcmp(root, "/"))
+		n = 0;
+	if (strncmp(d, root, n) || (d[n] != '/' && d[n] != '\0'))
+		die("'%s' is not below the mount of '%s'", x->dir, x->snap_dir);
+	if (d[n] == '\0')
+		x->rel[0] = '\0';
+	else
+		snprintf(x->rel, sizeof(x->rel), "%s/", d + n + 1);
+}
+
+static int64_t parse_size(const char *s, const char *opt)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		die("%s: bad number '%s'", opt, s);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end || v > INT64_MAX / 2)
+		die("%s: bad number '%s'", opt, s);
+	return (int64_t)v;
+}
+
+static void disable_ops(struct fsx *x, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+
+	if (!copy)
+		die("out of memory");
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int i;
+
+		for (i = 0; i < OP_COUNT && strcmp(op_info[i].name, t); i++)
+			;
+		if (i == OP_COUNT)
+			die("--disable: unknown operation '%s'", t);
+		x->disabled[i] = true;
+	}
+	free(copy);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: fsx [options] DIR\n"
+		"  -S, --seed N           random seed (1)\n"
+		"  -N, --ops N            operations (10000)\n"
+		"  -F, --files N          files DIR/fsx.0.. (2, at most %d)\n"
+		"  -l, --max-size BYTES   largest file size (4M)\n"
+		"  -o, --max-io BYTES     longest write, read, copy (1280K)\n"
+		"  -c, --verify-every N   check every whole file every N operations (100);\n"
+		"                         the range an op touched is checked after every op\n"
+		"      --snap-dir DIR     the .snap of the mount DIR is in: take snapshots\n"
+		"      --snap-every N     a snapshot every N operations (500)\n"
+		"      --snap-keep N      at most N snapshots at a time (6)\n"
+		"      --snap-prefix P    snapshot names: P1, P2, ... (fsx-SEED-)\n"
+		"      --rm-snaps         delete the snapshots kept at the end\n"
+		"      --duration SEC     stop after SEC seconds even if operations remain\n"
+		"      --disable LIST     operations not to generate (comma separated names)\n"
+		"      --reuse            start from the files' contents instead of truncating them\n"
+		"      --save STATE       write the final models to the directory STATE\n"
+		"      --check-saved STATE  only check DIR's files and the snapshots (with\n"
+		"                         --snap-dir) against the models saved in STATE\n"
+		"      --no-live          with --check-saved: the snapshots only\n"
+		"      --log N            operations printed on a failure (50)\n"
+		"  -v, --verbose          print every operation\n"
+		"operations:", MAX_FILES);
+	for (int i = 0; i < OP_COUNT; i++)
+		fprintf(out, " %s", op_info[i].name);
+	fprintf(out, "\n");
+}
+
+enum { O_SNAPDIR = 256, O_SNAPEVERY, O_SNAPKEEP, O_SNAPPREFIX, O_RMSNAPS, O_DURATION, O_DISABLE, O_REUSE,
+       O_SAVE, O_CHECKSAVED, O_NOLIVE, O_LOG };
+
+static void parse_args(struct fsx *x, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "seed", required_argument, NULL, 'S' },
+		{ "ops", required_argument, NULL, 'N' },
+		{ "files", required_argument, NULL, 'F' },
+		{ "max-size", required_argument, NULL, 'l' },
+		{ "max-io", required_argument, NULL, 'o' },
+		{ "verify-every", required_argument, NULL, 'c' },
+		{ "snap-dir", required_argument, NULL, O_SNAPDIR },
+		{ "snap-every", required_argument, NULL, O_SNAPEVERY },
+		{ "snap-keep", required_argument, NULL, O_SNAPKEEP },
+		{ "snap-prefix", required_argument, NULL, O_SNAPPREFIX },
+		{ "rm-snaps", no_argument, NULL, O_RMSNAPS },
+		{ "duration", required_argument, NULL, O_DURATION },
+		{ "disable", required_argument, NULL, O_DISABLE },
+		{ "reuse", no_argument, NULL, O_REUSE },
+		{ "save", required_argument, NULL, O_SAVE },
+		{ "check-saved", required_argument, NULL, O_CHECKSAVED },
+		{ "no-live", no_argument, NULL, O_NOLIVE },
+		{ "log", required_argument, NULL, O_LOG },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	x->seed = 1;
+	x->nops = 10000;
+	x->nfiles = 2;
+	x->max_size = 4 << 20;
+	x->max_io = 1280 << 10;
+	x->verify_every = 100;
+	x->snap_every = 500;
+	x->snap_keep = 6;
+	x->nlog = 50;
+	x->argc = argc;
+	x->argv = argv;
+	while ((c = getopt_long(argc, argv, "S:N:F:l:o:c:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'S': x->seed = (uint64_t)parse_size(optarg, "--seed"); break;
+		case 'N': x->nops = (uint64_t)parse_size(optarg, "--ops"); break;
+		case 'F': x->nfiles = (unsigned)parse_size(optarg, "--files"); break;
+		case 'l': x->max_size = parse_size(optarg, "--max-size"); break;
+		case 'o': x->max_io = (size_t)parse_size(optarg, "--max-io"); break;
+		case 'c': x->verify_every = (uint64_t)parse_size(optarg, "--verify-every"); break;
+		case O_SNAPDIR: x->snap_dir = optarg; break;
+		case O_SNAPEVERY: x->snap_every = (uint64_t)parse_size(optarg, "--snap-every"); break;
+		case O_SNAPKEEP: x->snap_keep = (unsigned)parse_size(optarg, "--snap-keep"); break;
+		case O_SNAPPREFIX:
+			if (strlen(optarg) >= sizeof(x->snap_prefix) || strchr(optarg, '/'))
+				die("--snap-prefix: at most %zu characters, no '/'", sizeof(x->snap_prefix) - 1);
+			snprintf(x->snap_prefix, sizeof(x->snap_prefix), "%s", optarg);
+			break;
+		case O_RMSNAPS: x->rm_snaps = true; break;
+		case O_DURATION: x->duration = strtod(optarg, NULL); break;
+		case O_DISABLE: disable_ops(x, optarg); break;
+		case O_REUSE: x->reuse = true; break;
+		case O_SAVE: x->save = optarg; break;
+		case O_CHECKSAVED: x->check_saved = optarg; break;
+		case O_NOLIVE: x->no_live = true; break;
+		case O_LOG: x->nlog = (unsigned)parse_size(optarg, "--log"); break;
+		case 'v': x->verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (!x->snap_prefix[0])
+		snprintf(x->snap_prefix, sizeof(x->snap_prefix), "fsx-%" PRIu64 "-", x->seed);
+	if (optind != argc - 1) {
+		usage(stderr);
+		exit(2);
+	}
+	x->dir = argv[optind];
+	if (x->nfiles < 1 || x->nfiles > MAX_FILES)
+		die("--files: 1 to %d", MAX_FILES);
+	if (x->max_size < BLK || x->max_io < BLK)
+		die("--max-size and --max-io: at least %d", BLK);
+	if (x->max_io > (size_t)x->max_size)
+		x->max_io = (size_t)x->max_size;
+	if (x->snap_every == 0 || x->snap_keep == 0 || x->nlog == 0)
+		die("--snap-every, --snap-keep and --log: at least 1");
+}
+
+int main(int argc, char **argv)
+{
+	struct fsx x = { 0 };
+	double t0 = now(), secs;
+	bool stopped = false;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_args(&x, argc, argv);
+	rng_seed(&x.rng, x.seed);
+	rng_seed(&x.aux, x.seed ^ 0xA5A5A5A5DEADBEEFULL);
+	x.log = xmalloc(x.nlog * sizeof(*x.log));
+	if (posix_memalign((void **)&x.buf, BLK, x.max_io + 2 * BLK) ||
+	    posix_memalign((void **)&x.rbuf, BLK, x.max_io + 2 * BLK + IO_CHUNK))
+		die("out of memory");
+	if (x.snap_dir)
+		setup_rel(&x);
+	setup_files(&x);
+	x.phase = "setup";
+	if (x.check_saved)
+		return state_check(&x);
+	x.snaps = xmalloc((x.snap_keep + 1) * sizeof(*x.snaps));
+
+	while (x.n < x.nops) {
+		one_op(&x);
+		if (x.verify_every && x.n % x.verify_every == 0)
+			check_all_live(&x, "periodic check of every file");
+		snap_step(&x);
+		if (x.duration > 0 && (x.n & 63) == 0 && now() - t0 > x.duration) {
+			stopped = true;
+			break;
+		}
+	}
+	check_all_live(&x, "final check of every file");
+	if (x.nsnaps)
+		snap_check_all(&x, "at the end");
+	if (x.save)
+		state_save(&x);
+	while (x.rm_snaps && x.nsnaps)
+		snap_delete(&x, x.nsnaps - 1);
+	for (unsigned f = 0; f < x.nfiles; f++)
+		file_close(&x, (int)f);
+
+	secs = now() - t0;
+	printf("fsx: seed %" PRIu64 ": %" PRIu64 " ops%s in %.1f s:", x.seed, x.n,
+	       stopped ? " (stopped by --duration)" : "", secs);
+	for (int i = 0; i < OP_COUNT; i++)
+		if (x.count[i])
+			printf(" %s %" PRIu64, op_info[i].name, x.count[i]);
+	printf("; %.1f MiB checked", (double)x.checked / (1 << 20));
+	if (x.snap_dir)
+		printf("; snapshots: %u taken, %u deleted, %u checks", x.snaps_taken,
+		       x.snaps_deleted, x.snap_checks);
+	for (int i = 0, first = 1; i < OP_COUNT; i++)
+		if (x.unsupported[i]) {
+			printf("%s %s", first ? "; not supported here:" : "", op_info[i].name);
+			first = 0;
+		}
+	printf("\n");
+	free(x.buf);
+	free(x.rbuf);
+	for (unsigned i = 0; i < x.nsnaps; i++)
+		snap_free(&x.snaps[i]);
+	free(x.snaps);
+	for (unsigned f = 0; f < x.nfiles; f++)
+		free(x.file[f].model);
+	free(x.log);
+	return 0;
+}
