@@ -8,12 +8,14 @@
  *
  * The files are DIR/fsx.0 .. DIR/fsx.N-1. Operations: pwrite (sizes from 1
  * byte to --max-io, unaligned, across 4 KiB and 64 KiB boundaries, past EOF),
- * pread, mmap read, mmap write + msync, ftruncate and truncate(2) down and
- * up, open(O_TRUNC), fallocate (plain, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE,
- * ZERO_RANGE with and without KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE),
- * copy_file_range between two files and within one (non-overlapping),
- * O_APPEND writes, O_DIRECT writes and reads (4 KiB aligned), close and
- * reopen, fsync, fdatasync.
+ * runs of sequential pwrites, pread, mmap read, mmap write + msync,
+ * ftruncate and truncate(2) down and up, open(O_TRUNC), fallocate (plain,
+ * KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE with and without KEEP_SIZE,
+ * COLLAPSE_RANGE, INSERT_RANGE), copy_file_range between two files and
+ * within one (non-overlapping), O_APPEND writes, O_DIRECT writes and reads
+ * (4 KiB aligned), close and reopen, fsync, fdatasync; with snapshots also
+ * reads of snapshot files (buffered and O_DIRECT) and copy_file_range from
+ * a snapshot file into a live one.
  *
  * After every operation the size (fstat) and the bytes around the range it
  * touched are read back and compared with the model; every --verify-every
@@ -47,6 +49,8 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -110,7 +114,7 @@ enum op {
 	OP_WRITE, OP_READ, OP_MAPREAD, OP_MAPWRITE, OP_FTRUNCATE, OP_TRUNCATE, OP_OPENTRUNC,
 	OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH, OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT,
 	OP_COPY, OP_COPY_SELF, OP_APPEND, OP_DWRITE, OP_DREAD, OP_REOPEN, OP_FSYNC,
-	OP_FDATASYNC,
+	OP_FDATASYNC, OP_SNAPREAD, OP_SNAPCOPY, OP_SEQWRITE,
 	OP_COUNT,
 	/* events in the log, not generated as operations */
 	EV_SNAP = OP_COUNT, EV_SNAPDEL, EV_SNAPCHECK,
@@ -131,6 +135,8 @@ static const struct {
 	[OP_APPEND] = { "append", 4 },          [OP_DWRITE] = { "dwrite", 3 },
 	[OP_DREAD] = { "dread", 2 },            [OP_REOPEN] = { "reopen", 2 },
 	[OP_FSYNC] = { "fsync", 1 },            [OP_FDATASYNC] = { "fdatasync", 1 },
+	[OP_SNAPREAD] = { "snap_read", 3 },     [OP_SNAPCOPY] = { "snap_copy_range", 2 },
+	[OP_SEQWRITE] = { "seq_write", 2 },
 	[EV_SNAP] = { "SNAPSHOT", 0 },          [EV_SNAPDEL] = { "SNAP-DELETE", 0 },
 	[EV_SNAPCHECK] = { "SNAP-CHECK", 0 },
 };
@@ -155,6 +161,7 @@ struct file {
 };
 
 struct snap {
+	unsigned readers;        /* snap_lock: reader threads using it */
 	char name[64];
 	uint64_t at;             /* operations done when taken */
 	int64_t size[MAX_FILES];
@@ -186,7 +193,13 @@ struct fsx {
 	uint64_t count[OP_COUNT];
 	uint64_t checked;        /* bytes compared */
 	char rel[PATH_MAX];      /* DIR below the mount root, "" or "a/b/" */
-	struct snap *snaps;
+	struct snap **snaps;     /* changed under snap_lock by the main thread only */
+	pthread_mutex_t snap_lock;
+	pthread_cond_t snap_cond;   /* a snapshot's readers dropped to 0 */
+	unsigned nreaders;
+	pthread_t readers[8];
+	atomic_bool stop;
+	atomic_uint_fast64_t reader_checked, reader_reads;
 	unsigned nsnaps, snaps_taken, snaps_deleted, snap_checks;
 	uint64_t snap_serial;
 	struct logent *log;      /* ring of nlog entries */
@@ -275,6 +288,13 @@ static void log_print(const struct logent *e, FILE *out)
 		fprintf(out, " from f%d 0x%" PRIx64 " to 0x%" PRIx64 " len 0x%" PRIx64,
 			e->f2, e->off2, e->off, e->len);
 		break;
+	case OP_SNAPCOPY:
+		fprintf(out, " from %s f%d 0x%" PRIx64 " to 0x%" PRIx64 " len 0x%" PRIx64,
+			e->note, e->f2, e->off2, e->off, e->len);
+		break;
+	case OP_SNAPREAD:
+		fprintf(out, " of %s 0x%" PRIx64 " len 0x%" PRIx64, e->note, e->off, e->len);
+		break;
 	default:
 		fprintf(out, " 0x%" PRIx64 " len 0x%" PRIx64 " [0x%" PRIx64 ", 0x%" PRIx64 ")",
 			e->off, e->len, e->off, e->off + e->len);
@@ -309,12 +329,30 @@ static void replay_hint(const struct fsx *x, FILE *out)
 	fprintf(out, " --ops %" PRIu64 "\n", x->n + 1);
 }
 
+/*
+ * The first thread to find a failure reports it and exits; any other one
+ * that finds one meanwhile waits for that.
+ */
+static void fail_enter(void)
+{
+	static atomic_flag taken = ATOMIC_FLAG_INIT;
+	static _Thread_local bool mine;
+
+	if (mine)
+		return;
+	if (atomic_flag_test_and_set(&taken))
+		for (;;)
+			pause();
+	mine = true;
+}
+
 static void fail(struct fsx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
 static void fail(struct fsx *x, const char *fmt, ...)
 {
 	va_list ap;
 
+	fail_enter();
 	fflush(stdout);
 	fprintf(stderr, "fsx: seed %" PRIu64 ": FAILED at operation %" PRIu64 " (%s): ",
 		x->seed, x->n + 1, x->phase);
@@ -395,6 +433,7 @@ static void report_mismatch(struct fsx *x, const char *what, int f, int64_t base
 {
 	size_t j = i, from, to;
 
+	fail_enter();
 	while (j < n && exp[j] != act[j])
 		j++;
 	fflush(stdout);
@@ -653,6 +692,39 @@ static void do_write(struct fsx *x, struct logent *e, struct file *fl)
 		fail(x, "pwrite: short write of 0x%zx of 0x%zx bytes", (size_t)n, len);
 	memcpy(fl->model + off, x->buf, len);
 	model_extend(fl, off + (int64_t)len);
+}
+
+/*
+ * A run of pwrites one after the other (as a copy or a database log writes),
+ * each of its own length: one pattern, so one log entry for all of them.
+ */
+static void do_seqwrite(struct fsx *x, struct logent *e, struct file *fl)
+{
+	int64_t off = rand_off(x, x->max_size - 1, x->max_size, fl->size), pos = off;
+	int64_t end = off + (int64_t)rand_len(x, (size_t)(x->max_size - off));
+	size_t step = one_in(&x->rng, 2) ? 65536 : rand_len(x, x->max_io);
+
+	if (one_in(&x->rng, 2))   /* far more: several windows of copy-on-write readahead */
+		end = x->max_size;
+	e->off = off;
+	e->len = end - off;
+	e->tag = (uint32_t)rng_next(&x->rng) | 1;
+	while (pos < end) {
+		size_t len = min_sz(one_in(&x->rng, 4) ? rand_len(x, x->max_io) : step,
+				    (size_t)(end - pos));
+		ssize_t n;
+
+		fill(x->buf, e->tag, pos, len);
+		n = pwrite(fl->fd, x->buf, len, pos);
+		if (n < 0)
+			fail(x, "pwrite at 0x%" PRIx64 ": %s", pos, strerror(errno));
+		if ((size_t)n != len)
+			fail(x, "pwrite at 0x%" PRIx64 ": short write of 0x%zx of 0x%zx bytes", pos,
+			     (size_t)n, len);
+		memcpy(fl->model + pos, x->buf, len);
+		pos += (int64_t)len;
+	}
+	model_extend(fl, end);
 }
 
 static void do_read(struct fsx *x, struct logent *e, int f)
@@ -1005,6 +1077,94 @@ static bool do_dread(struct fsx *x, struct logent *e, int f)
 	return true;
 }
 
+static void snap_path(const struct fsx *x, const char *name, unsigned f, char *buf, size_t n);
+
+/* Open file f of a random snapshot; -1 if there is none. */
+static int snap_open(struct fsx *x, struct logent *e, int f, int flags, struct snap **ret)
+{
+	char path[PATH_MAX];
+	struct snap *s;
+	int fd;
+
+	if (x->nsnaps == 0)
+		return -1;
+	s = x->snaps[below(&x->rng, x->nsnaps)];
+	snprintf(e->note, sizeof(e->note), "%s", s->name);
+	snap_path(x, s->name, (unsigned)f, path, sizeof(path));
+	fd = open(path, flags | O_CLOEXEC);
+	if (fd < 0)
+		fail(x, "open %s: %s", path, strerror(errno));
+	*ret = s;
+	return fd;
+}
+
+/* A random range of file f in a random snapshot, buffered or O_DIRECT. */
+static bool do_snapread(struct fsx *x, struct logent *e, int f)
+{
+	bool direct = one_in(&x->rng, 3);
+	size_t len = rand_len(x, x->max_io);
+	char what[PATH_MAX];
+	struct snap *s;
+	int fd = snap_open(x, e, f, O_RDONLY | (direct ? O_DIRECT : 0), &s);
+
+	if (fd < 0)
+		return false;
+	e->off = rand_off(x, s->size[f] + BLK, (int64_t)len, s->size[f]);
+	e->len = (int64_t)len;
+	snprintf(what, sizeof(what), "snapshot %s f%d%s", s->name, f, direct ? " O_DIRECT" : "");
+	check_fd(x, what, f, fd, s->data[f], s->size[f], e->off, len, x->rbuf);
+	close(fd);
+	return true;
+}
+
+/* copy_file_range from file f2 of a random snapshot into file f */
+static bool do_snapcopy(struct fsx *x, struct logent *e, int f, int f2)
+{
+	struct file *out = &x->file[f];
+	int64_t len, off_in, off_out;
+	loff_t pin, pout;
+	struct snap *s;
+	size_t done = 0;
+	int fd = snap_open(x, e, f2, O_RDONLY, &s);
+
+	if (fd < 0)
+		return false;
+	if (s->size[f2] == 0) {
+		close(fd);
+		return false;
+	}
+	len = (int64_t)rand_len(x, min_sz((size_t)s->size[f2], x->max_io));
+	off_in = rand_off(x, s->size[f2] - len, len, s->size[f2]);
+	off_out = rand_off(x, x->max_size - len, len, out->size);
+	e->f2 = f2;
+	e->off = off_out;
+	e->off2 = off_in;
+	e->len = len;
+	pin = off_in;
+	pout = off_out;
+	while (done < (size_t)len) {
+		ssize_t n = copy_file_range(fd, &pin, out->fd, &pout, (size_t)len - done, 0);
+
+		if (n < 0) {
+			if (done == 0 && (is_unsupported_errno(errno) || errno == EXDEV)) {
+				note_unsupported(x, OP_SNAPCOPY, errno);
+				close(fd);
+				return false;
+			}
+			fail(x, "copy_file_range from %s: %s (after 0x%zx bytes)", s->name,
+			     strerror(errno), done);
+		}
+		if (n == 0)
+			fail(x, "copy_file_range from %s: copied 0x%zx of 0x%" PRIx64 " bytes, then 0 "
+			     "(source size 0x%" PRIx64 ")", s->name, done, len, s->size[f2]);
+		done += (size_t)n;
+	}
+	close(fd);
+	memcpy(out->model + off_out, s->data[f2] + off_in, (size_t)len);
+	model_extend(out, off_out + len);
+	return true;
+}
+
 static void do_reopen(struct fsx *x, int f)
 {
 	file_close(x, f);
@@ -1045,6 +1205,7 @@ static void one_op(struct fsx *x)
 		x->phase = op_info[op].name;
 		switch (op) {
 		case OP_WRITE: do_write(x, e, fl); break;
+		case OP_SEQWRITE: do_seqwrite(x, e, fl); break;
 		case OP_READ: do_read(x, e, f); break;
 		case OP_MAPREAD: done = do_mapread(x, e, f); break;
 		case OP_MAPWRITE: done = do_mapwrite(x, e, fl); break;
@@ -1075,6 +1236,10 @@ static void one_op(struct fsx *x)
 		case OP_DWRITE: done = do_dwrite(x, e, fl); break;
 		case OP_DREAD: done = do_dread(x, e, f); break;
 		case OP_REOPEN: do_reopen(x, f); break;
+		case OP_SNAPREAD: done = do_snapread(x, e, f); break;
+		case OP_SNAPCOPY:
+			done = do_snapcopy(x, e, f, (int)below(&x->rng, x->nfiles));
+			break;
 		case OP_FSYNC:
 			if (fsync(fl->fd) < 0)
 				fail(x, "fsync: %s", strerror(errno));
@@ -1099,7 +1264,8 @@ static void one_op(struct fsx *x)
 		if (e->op == OP_TRUNCATE || e->op == OP_FTRUNCATE || e->op == OP_OPENTRUNC ||
 		    e->op == OP_COLLAPSE || e->op == OP_INSERT)
 			check_around(x, f, min_sz((size_t)e->size0, (size_t)e->size1), BLK);
-		else if (e->op != OP_READ && e->op != OP_MAPREAD && e->op != OP_DREAD)
+		else if (e->op != OP_READ && e->op != OP_MAPREAD && e->op != OP_DREAD &&
+			 e->op != OP_SNAPREAD)
 			check_around(x, f, e->off, e->len);
 		else
 			check_size(x, "size", fl->fd, fl->size);
@@ -1120,9 +1286,11 @@ static void snap_path(const struct fsx *x, const char *name, unsigned f, char *b
 
 static void snap_free(struct snap *s)
 {
+	if (!s)
+		return;
 	for (unsigned f = 0; f < MAX_FILES; f++)
 		free(s->data[f]);
-	memset(s, 0, sizeof(*s));
+	free(s);
 }
 
 /* Check one snapshot's files against its model. */
@@ -1164,39 +1332,123 @@ static void snap_check(struct fsx *x, const struct snap *s)
 	x->phase = saved;
 }
 
+/*
+ * --snap-readers: threads that read random ranges of random snapshots,
+ * mostly O_DIRECT (every read reaches the filesystem, not the page cache),
+ * while the main thread changes the live files: a read of a snapshot must
+ * never see a write that came after it, however the two interleave.
+ */
+static void *snap_reader(void *arg)
+{
+	struct fsx *x = arg;
+	uint8_t *rb;
+	struct rng r;
+
+	rng_seed(&r, x->seed ^ (uint64_t)(uintptr_t)pthread_self());
+	if (posix_memalign((void **)&rb, BLK, x->max_io + 2 * BLK))
+		die("out of memory");
+	while (!atomic_load(&x->stop)) {
+		char path[PATH_MAX], what[PATH_MAX + 64];
+		unsigned f = (unsigned)below(&r, x->nfiles);
+		bool direct = !one_in(&r, 4);
+		int64_t off, size, a, b;
+		struct snap *s = NULL;
+		size_t len;
+		ssize_t n;
+		int fd;
+
+		pthread_mutex_lock(&x->snap_lock);
+		if (x->nsnaps) {
+			s = x->snaps[below(&r, x->nsnaps)];
+			s->readers++;
+		}
+		pthread_mutex_unlock(&x->snap_lock);
+		if (!s) {
+			usleep(1000);
+			continue;
+		}
+		size = s->size[f];
+		snap_path(x, s->name, f, path, sizeof(path));
+		snprintf(what, sizeof(what), "snapshot %s f%u (reader thread%s)", s->name, f,
+			 direct ? ", O_DIRECT" : "");
+		fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+		if (fd < 0) {
+			fprintf(stderr, "fsx: %s: open %s: %s\n", what, path, strerror(errno));
+			exit(1);
+		}
+		for (int k = 0; k < 8; k++) {
+			len = (size_t)between(&r, 1, (int64_t)x->max_io);
+			off = between(&r, 0, size);
+			n = pread_full(fd, rb, len, off);
+			if (n < 0) {
+				fprintf(stderr, "fsx: %s: pread 0x%" PRIx64 ": %s\n", what, off,
+					strerror(errno));
+				exit(1);
+			}
+			a = off;
+			b = off + n;
+			if (b != (off + (int64_t)len < size ? off + (int64_t)len : size)) {
+				fprintf(stderr, "fsx: %s: pread 0x%" PRIx64 " len 0x%zx returned 0x%zx "
+					"(size 0x%" PRIx64 ")\n", what, off, len, (size_t)n, size);
+				exit(1);
+			}
+			if (memcmp(rb, s->data[f] + a, (size_t)(b - a))) {
+				for (int64_t i = 0; i < b - a; i++)
+					if (rb[i] != s->data[f][a + i])
+						report_mismatch(x, what, (int)f, a, s->data[f] + a, rb,
+								(size_t)(b - a), (size_t)i);
+			}
+			atomic_fetch_add(&x->reader_checked, (uint64_t)(b - a));
+			atomic_fetch_add(&x->reader_reads, 1);
+		}
+		close(fd);
+		pthread_mutex_lock(&x->snap_lock);
+		if (--s->readers == 0)
+			pthread_cond_broadcast(&x->snap_cond);
+		pthread_mutex_unlock(&x->snap_lock);
+	}
+	free(rb);
+	return NULL;
+}
+
 static void snap_check_all(struct fsx *x, const char *why)
 {
 	struct logent *e = log_add(x, EV_SNAPCHECK, -1);
 
 	snprintf(e->note, sizeof(e->note), "%u snapshots (%s)", x->nsnaps, why);
 	for (unsigned i = 0; i < x->nsnaps; i++)
-		snap_check(x, &x->snaps[i]);
+		snap_check(x, x->snaps[i]);
 	x->snap_checks++;
 }
 
+/* Delete snapshot i, once no reader thread uses it. */
 static void snap_delete(struct fsx *x, unsigned i)
 {
 	struct logent *e = log_add(x, EV_SNAPDEL, -1);
+	struct snap *s = x->snaps[i];
 	char path[PATH_MAX];
 
-	snprintf(e->note, sizeof(e->note), "%s", x->snaps[i].name);
+	snprintf(e->note, sizeof(e->note), "%s", s->name);
 	x->phase = "snapshot delete";
-	snprintf(path, sizeof(path), "%s/%s", x->snap_dir, x->snaps[i].name);
-	if (rmdir(path) < 0)
-		fail(x, "rmdir %s: %s", path, strerror(errno));
-	snap_free(&x->snaps[i]);
+	pthread_mutex_lock(&x->snap_lock);
 	memmove(&x->snaps[i], &x->snaps[i + 1], (x->nsnaps - i - 1) * sizeof(*x->snaps));
 	x->nsnaps--;
+	while (s->readers)
+		pthread_cond_wait(&x->snap_cond, &x->snap_lock);
+	pthread_mutex_unlock(&x->snap_lock);
+	snprintf(path, sizeof(path), "%s/%s", x->snap_dir, s->name);
+	if (rmdir(path) < 0)
+		fail(x, "rmdir %s: %s", path, strerror(errno));
+	snap_free(s);
 	x->snaps_deleted++;
 }
 
 static void snap_take(struct fsx *x)
 {
-	struct snap *s = &x->snaps[x->nsnaps];
+	struct snap *s = xmalloc(sizeof(*s));
 	struct logent *e = log_add(x, EV_SNAP, -1);
 	char path[PATH_MAX];
 
-	memset(s, 0, sizeof(*s));
 	snprintf(s->name, sizeof(s->name), "%s%" PRIu64, x->snap_prefix, ++x->snap_serial);
 	snprintf(e->note, sizeof(e->note), "%s", s->name);
 	x->phase = "snapshot create";
@@ -1209,7 +1461,9 @@ static void snap_take(struct fsx *x)
 		s->data[f] = xmalloc((size_t)s->size[f]);
 		memcpy(s->data[f], x->file[f].model, (size_t)s->size[f]);
 	}
-	x->nsnaps++;
+	pthread_mutex_lock(&x->snap_lock);
+	x->snaps[x->nsnaps++] = s;
+	pthread_mutex_unlock(&x->snap_lock);
 	x->snaps_taken++;
 }
 
@@ -1293,15 +1547,15 @@ static void state_save(struct fsx *x)
 	}
 	for (unsigned i = 0; i < x->nsnaps; i++)
 		for (unsigned f = 0; f < x->nfiles; f++) {
-			snprintf(path, sizeof(path), "%s/%s.%u", x->save, x->snaps[i].name, f);
-			write_file(path, x->snaps[i].data[f], x->snaps[i].size[f]);
+			snprintf(path, sizeof(path), "%s/%s.%u", x->save, x->snaps[i]->name, f);
+			write_file(path, x->snaps[i]->data[f], x->snaps[i]->size[f]);
 		}
 	snprintf(path, sizeof(path), "%s/snapshots", x->save);
 	fp = fopen(path, "w");
 	if (!fp)
 		die("cannot create '%s': %s", path, strerror(errno));
 	for (unsigned i = 0; i < x->nsnaps; i++)
-		fprintf(fp, "%s %" PRIu64 "\n", x->snaps[i].name, x->snaps[i].at);
+		fprintf(fp, "%s %" PRIu64 "\n", x->snaps[i]->name, x->snaps[i]->at);
 	if (fclose(fp) != 0)
 		die("cannot write '%s': %s", path, strerror(errno));
 	snprintf(path, sizeof(path), "%s/files", x->save);
@@ -1316,18 +1570,12 @@ static void state_save(struct fsx *x)
 /* --check-saved: check the live files and the snapshots against STATE */
 static int state_check(struct fsx *x)
 {
+	unsigned nfiles = x->nfiles, nsnaps = 0;
 	char path[PATH_MAX], name[64];
-	unsigned nfiles, nsnaps = 0;
 	uint64_t at;
 	FILE *fp;
 
 	x->phase = "check against saved models";
-	snprintf(path, sizeof(path), "%s/files", x->check_saved);
-	fp = fopen(path, "r");
-	if (!fp || fscanf(fp, "%u", &nfiles) != 1 || nfiles < 1 || nfiles > MAX_FILES)
-		die("cannot read '%s'", path);
-	fclose(fp);
-	x->nfiles = nfiles;
 	for (unsigned f = 0; f < nfiles && !x->no_live; f++) {
 		struct file *fl = &x->file[f];
 		int64_t len;
@@ -1348,17 +1596,18 @@ static int state_check(struct fsx *x)
 	if (!fp)
 		die("cannot read '%s': %s", path, strerror(errno));
 	while (fscanf(fp, "%63s %" SCNu64, name, &at) == 2) {
-		struct snap s = { .at = at };
+		struct snap *s = xmalloc(sizeof(*s));
 
 		if (!x->snap_dir)
 			die("--check-saved with snapshots needs --snap-dir");
-		snprintf(s.name, sizeof(s.name), "%s", name);
+		s->at = at;
+		snprintf(s->name, sizeof(s->name), "%s", name);
 		for (unsigned f = 0; f < nfiles; f++) {
 			snprintf(path, sizeof(path), "%s/%s.%u", x->check_saved, name, f);
-			s.data[f] = read_file(path, &s.size[f]);
+			s->data[f] = read_file(path, &s->size[f]);
 		}
-		snap_check(x, &s);
-		snap_free(&s);
+		snap_check(x, s);
+		snap_free(s);
 		nsnaps++;
 	}
 	fclose(fp);
@@ -1368,6 +1617,19 @@ static int state_check(struct fsx *x)
 }
 
 /* ---- setup and main -------------------------------------------------------------------- */
+
+/* --check-saved: as many files as were saved */
+static void state_files(struct fsx *x)
+{
+	char path[PATH_MAX];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/files", x->check_saved);
+	fp = fopen(path, "r");
+	if (!fp || fscanf(fp, "%u", &x->nfiles) != 1 || x->nfiles < 1 || x->nfiles > MAX_FILES)
+		die("cannot read '%s'", path);
+	fclose(fp);
+}
 
 static void setup_files(struct fsx *x)
 {
@@ -1474,6 +1736,7 @@ static void usage(FILE *out)
 		"      --snap-every N     a snapshot every N operations (500)\n"
 		"      --snap-keep N      at most N snapshots at a time (6)\n"
 		"      --snap-prefix P    snapshot names: P1, P2, ... (fsx-SEED-)\n"
+		"      --snap-readers N   threads reading snapshots meanwhile (0, at most 8)\n"
 		"      --rm-snaps         delete the snapshots kept at the end\n"
 		"      --duration SEC     stop after SEC seconds even if operations remain\n"
 		"      --disable LIST     operations not to generate (comma separated names)\n"
@@ -1490,7 +1753,7 @@ static void usage(FILE *out)
 	fprintf(out, "\n");
 }
 
-enum { O_SNAPDIR = 256, O_SNAPEVERY, O_SNAPKEEP, O_SNAPPREFIX, O_RMSNAPS, O_DURATION, O_DISABLE, O_REUSE,
+enum { O_SNAPDIR = 256, O_SNAPEVERY, O_SNAPKEEP, O_SNAPPREFIX, O_SNAPREADERS, O_RMSNAPS, O_DURATION, O_DISABLE, O_REUSE,
        O_SAVE, O_CHECKSAVED, O_NOLIVE, O_LOG };
 
 static void parse_args(struct fsx *x, int argc, char **argv)
@@ -1506,6 +1769,7 @@ static void parse_args(struct fsx *x, int argc, char **argv)
 		{ "snap-every", required_argument, NULL, O_SNAPEVERY },
 		{ "snap-keep", required_argument, NULL, O_SNAPKEEP },
 		{ "snap-prefix", required_argument, NULL, O_SNAPPREFIX },
+		{ "snap-readers", required_argument, NULL, O_SNAPREADERS },
 		{ "rm-snaps", no_argument, NULL, O_RMSNAPS },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "disable", required_argument, NULL, O_DISABLE },
@@ -1546,6 +1810,11 @@ static void parse_args(struct fsx *x, int argc, char **argv)
 			if (strlen(optarg) >= sizeof(x->snap_prefix) || strchr(optarg, '/'))
 				die("--snap-prefix: at most %zu characters, no '/'", sizeof(x->snap_prefix) - 1);
 			snprintf(x->snap_prefix, sizeof(x->snap_prefix), "%s", optarg);
+			break;
+		case O_SNAPREADERS:
+			x->nreaders = (unsigned)parse_size(optarg, "--snap-readers");
+			if (x->nreaders > sizeof(x->readers) / sizeof(x->readers[0]))
+				die("--snap-readers: at most %zu", sizeof(x->readers) / sizeof(x->readers[0]));
 			break;
 		case O_RMSNAPS: x->rm_snaps = true; break;
 		case O_DURATION: x->duration = strtod(optarg, NULL); break;
@@ -1593,11 +1862,20 @@ int main(int argc, char **argv)
 		die("out of memory");
 	if (x.snap_dir)
 		setup_rel(&x);
+	if (x.check_saved)
+		state_files(&x);
 	setup_files(&x);
 	x.phase = "setup";
 	if (x.check_saved)
 		return state_check(&x);
 	x.snaps = xmalloc((x.snap_keep + 1) * sizeof(*x.snaps));
+	pthread_mutex_init(&x.snap_lock, NULL);
+	pthread_cond_init(&x.snap_cond, NULL);
+	if (!x.snap_dir)   /* not generated at all: the same sequence as before they existed */
+		x.disabled[OP_SNAPREAD] = x.disabled[OP_SNAPCOPY] = true;
+	for (unsigned i = 0; x.snap_dir && i < x.nreaders; i++)
+		if (pthread_create(&x.readers[i], NULL, snap_reader, &x) != 0)
+			die("cannot start a reader thread");
 
 	while (x.n < x.nops) {
 		one_op(&x);
@@ -1609,6 +1887,9 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	atomic_store(&x.stop, true);
+	for (unsigned i = 0; x.snap_dir && i < x.nreaders; i++)
+		pthread_join(x.readers[i], NULL);
 	check_all_live(&x, "final check of every file");
 	if (x.nsnaps)
 		snap_check_all(&x, "at the end");
@@ -1629,6 +1910,10 @@ int main(int argc, char **argv)
 	if (x.snap_dir)
 		printf("; snapshots: %u taken, %u deleted, %u checks", x.snaps_taken,
 		       x.snaps_deleted, x.snap_checks);
+	if (x.snap_dir && x.nreaders)
+		printf("; reader threads: %" PRIu64 " reads, %.1f MiB checked",
+		       (uint64_t)atomic_load(&x.reader_reads),
+		       (double)atomic_load(&x.reader_checked) / (1 << 20));
 	for (int i = 0, first = 1; i < OP_COUNT; i++)
 		if (x.unsupported[i]) {
 			printf("%s %s", first ? "; not supported here:" : "", op_info[i].name);
@@ -1638,7 +1923,7 @@ int main(int argc, char **argv)
 	free(x.buf);
 	free(x.rbuf);
 	for (unsigned i = 0; i < x.nsnaps; i++)
-		snap_free(&x.snaps[i]);
+		snap_free(x.snaps[i]);
 	free(x.snaps);
 	for (unsigned f = 0; f < x.nfiles; f++)
 		free(x.file[f].model);
