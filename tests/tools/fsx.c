@@ -598,11 +598,12 @@ static void model_extend(struct file *fl, int64_t end)
 
 /* ---- choosing ranges --------------------------------------------------------------------- */
 
-/* A length from 1 to max: mostly small, sometimes large or block aligned. */
+/* A length from 1 to max (at most --max-io): mostly small, sometimes large or block aligned. */
 static size_t rand_len(struct fsx *x, size_t max)
 {
 	size_t n;
 
+	max = min_sz(max, x->max_io);
 	if (max == 0)
 		return 0;
 	switch (below(&x->rng, 10)) {
