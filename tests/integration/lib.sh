@@ -9,6 +9,7 @@
 #   FSOP      tests/tools/fsop     (one syscall, prints OK or the errno name)
 #   FSSTORM   tests/tools/fsstorm  (random operations, tree comparison)
 #   POSIXDIFF tests/tools/posixdiff (POSIX checks, one line each, to diff)
+#   FSX       tests/tools/fsx      (random data operations checked against a model)
 #   CI=true   a missing prerequisite fails the test instead of skipping it
 #
 # Every check prints "ok N - what" or "not ok N - what" followed by "#" lines
