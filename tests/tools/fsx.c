@@ -13,9 +13,10 @@
  * KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE with and without KEEP_SIZE,
  * COLLAPSE_RANGE, INSERT_RANGE), copy_file_range between two files and
  * within one (non-overlapping), O_APPEND writes, O_DIRECT writes and reads
- * (4 KiB aligned), close and reopen, fsync, fdatasync; with snapshots also
- * reads of snapshot files (buffered and O_DIRECT) and copy_file_range from
- * a snapshot file into a live one.
+ * (4 KiB aligned), close and reopen, fsync, fdatasync, SEEK_DATA/SEEK_HOLE
+ * (what they call a hole must read as zeros); with snapshots also reads of
+ * snapshot files (buffered and O_DIRECT) and copy_file_range from a
+ * snapshot file into a live one.
  *
  * After every operation the size (fstat) and the bytes around the range it
  * touched are read back and compared with the model; every --verify-every
@@ -114,7 +115,7 @@ enum op {
 	OP_WRITE, OP_READ, OP_MAPREAD, OP_MAPWRITE, OP_FTRUNCATE, OP_TRUNCATE, OP_OPENTRUNC,
 	OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH, OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT,
 	OP_COPY, OP_COPY_SELF, OP_APPEND, OP_DWRITE, OP_DREAD, OP_REOPEN, OP_FSYNC,
-	OP_FDATASYNC, OP_SNAPREAD, OP_SNAPCOPY, OP_SEQWRITE,
+	OP_FDATASYNC, OP_SNAPREAD, OP_SNAPCOPY, OP_SEQWRITE, OP_SEEK,
 	OP_COUNT,
 	/* events in the log, not generated as operations */
 	EV_SNAP = OP_COUNT, EV_SNAPDEL, EV_SNAPCHECK,
@@ -136,7 +137,7 @@ static const struct {
 	[OP_DREAD] = { "dread", 2 },            [OP_REOPEN] = { "reopen", 2 },
 	[OP_FSYNC] = { "fsync", 1 },            [OP_FDATASYNC] = { "fdatasync", 1 },
 	[OP_SNAPREAD] = { "snap_read", 3 },     [OP_SNAPCOPY] = { "snap_copy_range", 2 },
-	[OP_SEQWRITE] = { "seq_write", 2 },
+	[OP_SEQWRITE] = { "seq_write", 2 },     [OP_SEEK] = { "seek_data_hole", 2 },
 	[EV_SNAP] = { "SNAPSHOT", 0 },          [EV_SNAPDEL] = { "SNAP-DELETE", 0 },
 	[EV_SNAPCHECK] = { "SNAP-CHECK", 0 },
 };
@@ -546,6 +547,75 @@ static void check_whole(struct fsx *x, const char *what, int f, int fd, const ui
 	}
 }
 
+/*
+ * SEEK_DATA/SEEK_HOLE from `off` on fd: whatever they call a hole must read
+ * as zeros in the model (a filesystem may call zeros data, never data a
+ * hole), and they must stay within [off, size].
+ */
+static void check_seek_at(struct fsx *x, const char *what, int fd, const uint8_t *model,
+			  int64_t size, int64_t off)
+{
+	off_t d = lseek(fd, off, SEEK_DATA), h, d2;
+
+	if (d < 0 && errno != ENXIO)
+		fail(x, "%s: SEEK_DATA from 0x%" PRIx64 ": %s", what, off, strerror(errno));
+	if (d < 0 && off < size)
+		d = size;   /* ENXIO: no data from off on: a hole to EOF */
+	if (off >= size) {
+		if (lseek(fd, off, SEEK_DATA) >= 0 || errno != ENXIO)
+			fail(x, "%s: SEEK_DATA from 0x%" PRIx64 " at or past EOF 0x%" PRIx64
+			     " did not fail with ENXIO", what, off, size);
+		return;
+	}
+	if (d < off || d > size)
+		fail(x, "%s: SEEK_DATA from 0x%" PRIx64 " gave 0x%" PRIx64 " (size 0x%" PRIx64 ")",
+		     what, off, (int64_t)d, size);
+	for (int64_t i = off; i < d; i++)
+		if (model[i])
+			fail(x, "%s: SEEK_DATA from 0x%" PRIx64 " skipped data: 0x%" PRIx64
+			     " is not zero but lies before 0x%" PRIx64, what, off, i, (int64_t)d);
+	h = lseek(fd, off, SEEK_HOLE);
+	if (h < 0)
+		fail(x, "%s: SEEK_HOLE from 0x%" PRIx64 ": %s", what, off, strerror(errno));
+	if (h < off || h > size)
+		fail(x, "%s: SEEK_HOLE from 0x%" PRIx64 " gave 0x%" PRIx64 " (size 0x%" PRIx64 ")",
+		     what, off, (int64_t)h, size);
+	if (h == size)
+		return;
+	d2 = lseek(fd, h, SEEK_DATA);
+	if (d2 < 0 && errno != ENXIO)
+		fail(x, "%s: SEEK_DATA from 0x%" PRIx64 ": %s", what, (int64_t)h, strerror(errno));
+	if (d2 < 0)
+		d2 = size;
+	for (int64_t i = h; i < d2; i++)
+		if (model[i])
+			fail(x, "%s: [0x%" PRIx64 ", 0x%" PRIx64 ") is a hole per SEEK_HOLE/SEEK_DATA "
+			     "from 0x%" PRIx64 ", but 0x%" PRIx64 " is not zero", what, (int64_t)h,
+			     (int64_t)d2, off, i);
+}
+
+/* Walk the whole file by SEEK_DATA/SEEK_HOLE, data segment by data segment. */
+static void check_seek_walk(struct fsx *x, const char *what, int fd, const uint8_t *model,
+			    int64_t size)
+{
+	int64_t off = 0;
+
+	while (off < size) {
+		off_t d, h;
+
+		check_seek_at(x, what, fd, model, size, off);
+		d = lseek(fd, off, SEEK_DATA);
+		if (d < 0)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h <= d)
+			fail(x, "%s: SEEK_HOLE from data at 0x%" PRIx64 " gave 0x%" PRIx64, what,
+			     (int64_t)d, (int64_t)h);
+		off = h;
+	}
+	check_seek_at(x, what, fd, model, size, size);
+}
+
 static void check_all_live(struct fsx *x, const char *phase)
 {
 	const char *saved = x->phase;
@@ -556,6 +626,7 @@ static void check_all_live(struct fsx *x, const char *phase)
 
 		snprintf(what, sizeof(what), "f%u", f);
 		check_whole(x, what, (int)f, x->file[f].fd, x->file[f].model, x->file[f].size);
+		check_seek_walk(x, what, x->file[f].fd, x->file[f].model, x->file[f].size);
 	}
 	x->phase = saved;
 }
@@ -1238,6 +1309,10 @@ static void one_op(struct fsx *x)
 		case OP_DREAD: done = do_dread(x, e, f); break;
 		case OP_REOPEN: do_reopen(x, f); break;
 		case OP_SNAPREAD: done = do_snapread(x, e, f); break;
+		case OP_SEEK:
+			e->off = between(&x->rng, 0, fl->size);
+			check_seek_at(x, "f SEEK_DATA/SEEK_HOLE", fl->fd, fl->model, fl->size, e->off);
+			break;
 		case OP_SNAPCOPY:
 			done = do_snapcopy(x, e, f, (int)below(&x->rng, x->nfiles));
 			break;
@@ -1266,7 +1341,7 @@ static void one_op(struct fsx *x)
 		    e->op == OP_COLLAPSE || e->op == OP_INSERT)
 			check_around(x, f, min_sz((size_t)e->size0, (size_t)e->size1), BLK);
 		else if (e->op != OP_READ && e->op != OP_MAPREAD && e->op != OP_DREAD &&
-			 e->op != OP_SNAPREAD)
+			 e->op != OP_SNAPREAD && e->op != OP_SEEK)
 			check_around(x, f, e->off, e->len);
 		else
 			check_size(x, "size", fl->fd, fl->size);
@@ -1312,6 +1387,7 @@ static void snap_check(struct fsx *x, const struct snap *s)
 		if (fd < 0)
 			fail(x, "%s: open %s: %s", what, path, strerror(errno));
 		check_whole(x, what, (int)f, fd, s->data[f], s->size[f]);
+		check_seek_walk(x, what, fd, s->data[f], s->size[f]);
 		if (s->size[f] > 0 && !direct && one_in(&x->aux, 3)) {
 			/* a part of it through a mapping too (not of an O_DIRECT fd: FUSE
 			 * refuses to map a direct_io file, ENODEV) */
