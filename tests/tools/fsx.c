@@ -1352,6 +1352,11 @@ static void one_op(struct fsx *x)
 
 /* ---- snapshots ------------------------------------------------------------------------ */
 
+/* --save (below) */
+static void state_write_list(struct fsx *x, const struct snap *except);
+static void state_snap_taken(struct fsx *x, const struct snap *s);
+static void state_snap_deleted(struct fsx *x, const struct snap *s);
+
 static void snap_path(const struct fsx *x, const char *name, unsigned f, char *buf, size_t n)
 {
 	int r = snprintf(buf, n, "%s/%s/%sfsx.%u", x->snap_dir, name, x->rel, f);
@@ -1507,6 +1512,8 @@ static void snap_delete(struct fsx *x, unsigned i)
 
 	snprintf(e->note, sizeof(e->note), "%s", s->name);
 	x->phase = "snapshot delete";
+	if (x->save)
+		state_write_list(x, s);
 	pthread_mutex_lock(&x->snap_lock);
 	memmove(&x->snaps[i], &x->snaps[i + 1], (x->nsnaps - i - 1) * sizeof(*x->snaps));
 	x->nsnaps--;
@@ -1516,6 +1523,8 @@ static void snap_delete(struct fsx *x, unsigned i)
 	snprintf(path, sizeof(path), "%s/%s", x->snap_dir, s->name);
 	if (rmdir(path) < 0)
 		fail(x, "rmdir %s: %s", path, strerror(errno));
+	if (x->save)
+		state_snap_deleted(x, s);
 	snap_free(s);
 	x->snaps_deleted++;
 }
@@ -1542,6 +1551,8 @@ static void snap_take(struct fsx *x)
 	x->snaps[x->nsnaps++] = s;
 	pthread_mutex_unlock(&x->snap_lock);
 	x->snaps_taken++;
+	if (x->save)
+		state_snap_taken(x, s);
 }
 
 /* After operation x->n: snapshots to take, delete, check. */
@@ -1609,32 +1620,36 @@ static uint8_t *read_file(const char *path, int64_t *ret_len)
 /*
  * STATE/files (the number of files), STATE/snapshots (one name per line),
  * STATE/live.K and STATE/<snapshot>.K: each model's bytes, its size the
- * file's size.
+ * file's size. A snapshot's model is written once mkdir returned and its
+ * name listed after that; a snapshot is unlisted before rmdir: if the run
+ * dies (a killed daemon), every listed snapshot exists and is checkable.
  */
-static void state_save(struct fsx *x)
+static void state_write_list(struct fsx *x, const struct snap *except)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/snapshots", x->save);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fp = fopen(tmp, "w");
+	if (!fp)
+		die("cannot create '%s': %s", tmp, strerror(errno));
+	for (unsigned i = 0; i < x->nsnaps; i++)
+		if (x->snaps[i] != except)
+			fprintf(fp, "%s %" PRIu64 "\n", x->snaps[i]->name, x->snaps[i]->at);
+	if (fflush(fp) != 0 || fsync(fileno(fp)) < 0 || fclose(fp) != 0)
+		die("cannot write '%s': %s", tmp, strerror(errno));
+	if (rename(tmp, path) < 0)
+		die("cannot rename '%s': %s", tmp, strerror(errno));
+}
+
+static void state_init(struct fsx *x)
 {
 	char path[PATH_MAX];
 	FILE *fp;
 
 	if (mkdir(x->save, 0755) < 0 && errno != EEXIST)
 		die("cannot create '%s': %s", x->save, strerror(errno));
-	for (unsigned f = 0; f < x->nfiles; f++) {
-		snprintf(path, sizeof(path), "%s/live.%u", x->save, f);
-		write_file(path, x->file[f].model, x->file[f].size);
-	}
-	for (unsigned i = 0; i < x->nsnaps; i++)
-		for (unsigned f = 0; f < x->nfiles; f++) {
-			snprintf(path, sizeof(path), "%s/%s.%u", x->save, x->snaps[i]->name, f);
-			write_file(path, x->snaps[i]->data[f], x->snaps[i]->size[f]);
-		}
-	snprintf(path, sizeof(path), "%s/snapshots", x->save);
-	fp = fopen(path, "w");
-	if (!fp)
-		die("cannot create '%s': %s", path, strerror(errno));
-	for (unsigned i = 0; i < x->nsnaps; i++)
-		fprintf(fp, "%s %" PRIu64 "\n", x->snaps[i]->name, x->snaps[i]->at);
-	if (fclose(fp) != 0)
-		die("cannot write '%s': %s", path, strerror(errno));
 	snprintf(path, sizeof(path), "%s/files", x->save);
 	fp = fopen(path, "w");
 	if (!fp)
@@ -1642,6 +1657,38 @@ static void state_save(struct fsx *x)
 	fprintf(fp, "%u\n", x->nfiles);
 	if (fclose(fp) != 0)
 		die("cannot write '%s': %s", path, strerror(errno));
+	state_write_list(x, NULL);
+}
+
+static void state_snap_taken(struct fsx *x, const struct snap *s)
+{
+	char path[PATH_MAX];
+
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		snprintf(path, sizeof(path), "%s/%s.%u", x->save, s->name, f);
+		write_file(path, s->data[f], s->size[f]);
+	}
+	state_write_list(x, NULL);
+}
+
+static void state_snap_deleted(struct fsx *x, const struct snap *s)
+{
+	char path[PATH_MAX];
+
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		snprintf(path, sizeof(path), "%s/%s.%u", x->save, s->name, f);
+		unlink(path);
+	}
+}
+
+static void state_save_live(struct fsx *x)
+{
+	char path[PATH_MAX];
+
+	for (unsigned f = 0; f < x->nfiles; f++) {
+		snprintf(path, sizeof(path), "%s/live.%u", x->save, f);
+		write_file(path, x->file[f].model, x->file[f].size);
+	}
 }
 
 /* --check-saved: check the live files and the snapshots against STATE */
@@ -1818,7 +1865,8 @@ static void usage(FILE *out)
 		"      --duration SEC     stop after SEC seconds even if operations remain\n"
 		"      --disable LIST     operations not to generate (comma separated names)\n"
 		"      --reuse            start from the files' contents instead of truncating them\n"
-		"      --save STATE       write the final models to the directory STATE\n"
+		"      --save STATE       write the models to the directory STATE: each snapshot's\n"
+		"                         when taken, the files' at the end\n"
 		"      --check-saved STATE  only check DIR's files and the snapshots (with\n"
 		"                         --snap-dir) against the models saved in STATE\n"
 		"      --no-live          with --check-saved: the snapshots only\n"
@@ -1950,6 +1998,8 @@ int main(int argc, char **argv)
 	pthread_cond_init(&x.snap_cond, NULL);
 	if (!x.snap_dir)   /* not generated at all: the same sequence as before they existed */
 		x.disabled[OP_SNAPREAD] = x.disabled[OP_SNAPCOPY] = true;
+	if (x.save)
+		state_init(&x);
 	for (unsigned i = 0; x.snap_dir && i < x.nreaders; i++)
 		if (pthread_create(&x.readers[i], NULL, snap_reader, &x) != 0)
 			die("cannot start a reader thread");
@@ -1971,7 +2021,7 @@ int main(int argc, char **argv)
 	if (x.nsnaps)
 		snap_check_all(&x, "at the end");
 	if (x.save)
-		state_save(&x);
+		state_save_live(&x);
 	while (x.rm_snaps && x.nsnaps)
 		snap_delete(&x, x.nsnaps - 1);
 	for (unsigned f = 0; f < x.nfiles; f++)
