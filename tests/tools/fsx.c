@@ -827,6 +827,31 @@ static uint8_t *map_range(struct fsx *x, int fd, int prot, int64_t off, int64_t 
 	return p;
 }
 
+/*
+ * The rest of the page that holds EOF, seen through a mapping, must be
+ * zeros (POSIX: a mapping past EOF within the last page reads zeros).
+ */
+static void check_eof_page(struct fsx *x, int f)
+{
+	struct file *fl = &x->file[f];
+	int64_t pg = sysconf(_SC_PAGESIZE), pgoff = (fl->size - 1) & ~(pg - 1);
+	size_t maplen;
+	uint8_t *p;
+
+	if (fl->size % pg == 0)
+		return;
+	p = map_range(x, fl->fd, PROT_READ, pgoff, pg, &pgoff, &maplen);
+	for (int64_t i = fl->size - pgoff; i < pg; i++)
+		if (p[i]) {
+			uint8_t v = p[i];
+
+			munmap(p, maplen);
+			fail(x, "f%d: mmap of the page holding EOF 0x%" PRIx64 ": byte 0x%" PRIx64
+			     " past EOF is %02x, not zero", f, fl->size, pgoff + i, v);
+		}
+	munmap(p, maplen);
+}
+
 static bool do_mapread(struct fsx *x, struct logent *e, int f)
 {
 	struct file *fl = &x->file[f];
@@ -842,6 +867,7 @@ static bool do_mapread(struct fsx *x, struct logent *e, int f)
 	p = map_range(x, fl->fd, PROT_READ, e->off, e->len, &pgoff, &maplen);
 	memcpy(x->rbuf, p + (e->off - pgoff), len);
 	munmap(p, maplen);
+	check_eof_page(x, f);
 	if (memcmp(x->rbuf, fl->model + e->off, len)) {
 		char what[64];
 
