@@ -1998,6 +1998,18 @@ static void parse_args(struct fsx *x, int argc, char **argv)
 		die("--snap-every, --snap-keep and --log: at least 1");
 }
 
+static void fsx_release(struct fsx *x)
+{
+	free(x->buf);
+	free(x->rbuf);
+	for (unsigned i = 0; i < x->nsnaps; i++)
+		snap_free(x->snaps[i]);
+	free(x->snaps);
+	for (unsigned f = 0; f < x->nfiles; f++)
+		free(x->file[f].model);
+	free(x->log);
+}
+
 int main(int argc, char **argv)
 {
 	struct fsx x = { 0 };
@@ -2018,8 +2030,12 @@ int main(int argc, char **argv)
 		state_files(&x);
 	setup_files(&x);
 	x.phase = "setup";
-	if (x.check_saved)
-		return state_check(&x);
+	if (x.check_saved) {
+		int r = state_check(&x);
+
+		fsx_release(&x);
+		return r;
+	}
 	x.snaps = xmalloc((x.snap_keep + 1) * sizeof(*x.snaps));
 	pthread_mutex_init(&x.snap_lock, NULL);
 	pthread_cond_init(&x.snap_cond, NULL);
@@ -2074,13 +2090,6 @@ int main(int argc, char **argv)
 			first = 0;
 		}
 	printf("\n");
-	free(x.buf);
-	free(x.rbuf);
-	for (unsigned i = 0; i < x.nsnaps; i++)
-		snap_free(x.snaps[i]);
-	free(x.snaps);
-	for (unsigned f = 0; f < x.nfiles; f++)
-		free(x.file[f].model);
-	free(x.log);
+	fsx_release(&x);
 	return 0;
 }
