@@ -31,9 +31,12 @@
  * deleted again (rmdir) along the way. Every snapshot kept is checked
  * (contents, size, holes as zeros, at MNT/.snap/NAME/<DIR below MNT>/fsx.K)
  * after each deletion, at a few random moments, and at the end.
- * --save STATE writes the final models to a directory; a later
- * `fsx --check-saved STATE` (e.g. after a remount) checks the files and the
- * snapshots against them.
+ * --snap-readers N threads meanwhile read random ranges of the snapshots
+ * (mostly O_DIRECT) while the main thread changes the files. --save STATE
+ * keeps the models in a directory (each snapshot's from when it is taken,
+ * the files' at the end); a later `fsx --check-saved STATE` (after a
+ * remount, or a kill -9 of the daemon with --no-live) checks the files and
+ * the snapshots against them.
  *
  * The data written by an operation is a pattern of its own (tag + offset,
  * never a zero byte), so a mismatch report can tell which recent operation
