@@ -57,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rng.h"
 #include "treecmp.h"
 
 #ifndef RENAME_NOREPLACE
@@ -71,36 +72,7 @@
 #define MAX_XATTR 200
 #define RES_LEN 1024
 
-/* ---- PRNG (xorshift64*, seeded through splitmix64) ------------------------------ */
-
-struct rng {
-	uint64_t s;
-};
-
-static void rng_seed(struct rng *r, uint64_t seed)
-{
-	uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	r->s = (z ^ (z >> 31)) | 1;
-}
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t x = r->s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	r->s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t below(struct rng *r, uint64_t n)
-{
-	return n ? rng_next(r) % n : 0;
-}
+/* ---- random choices (rng.h) --------------------------------------------------- */
 
 static bool chance(struct rng *r, unsigned percent)
 {

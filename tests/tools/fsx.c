@@ -68,38 +68,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rng.h"
+
 #define MAX_FILES 4
 #define BLK 4096                 /* alignment of O_DIRECT, collapse and insert */
 #define IO_CHUNK ((size_t)1 << 20)
 
-/* ---- PRNG (splitmix64 seeding, xorshift64*) ------------------------------------ */
-
-struct rng {
-	uint64_t s;
-};
-
-static void rng_seed(struct rng *r, uint64_t seed)
-{
-	uint64_t z = seed + 0x9E3779B97F4A7C15ULL;
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	r->s = (z ^ (z >> 31)) | 1;
-}
-
-static uint64_t rng_next(struct rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 0x2545F4914F6CDD1DULL;
-}
-
-/* uniform in [0, n); 0 if n is 0 */
-static uint64_t below(struct rng *r, uint64_t n)
-{
-	return n ? rng_next(r) % n : 0;
-}
+/* ---- random choices (rng.h) -------------------------------------------------------- */
 
 /* uniform in [lo, hi] */
 static int64_t between(struct rng *r, int64_t lo, int64_t hi)
