@@ -65,10 +65,15 @@ fsx_ok "a small file checked after every operation" \
 	--verify-every 1 --snap-dir "$M/.snap" --snap-every $((EVERY / 4 + 1)) --snap-keep 3 \
 	--rm-snaps "$M/small"
 
+# remount: unmount, check the backing directory for drift, mount again
+remount() {
+	mfs_umount "$M"
+	check "mirrorfs check finds no drift" "$MIRRORFS" check "$B"
+	mfs_mount "$B" "$M"
+}
+
 section "after a remount"
-mfs_umount "$M"
-check "mirrorfs check finds no drift" "$MIRRORFS" check "$B"
-mfs_mount "$B" "$M"
+remount
 for seed in $SEEDS; do
 	fsx_ok "seed $seed: files and snapshots unchanged by the remount" \
 		--check-saved "$T/state$seed" --snap-dir "$M/.snap" "$M/w$seed"
@@ -86,9 +91,7 @@ for seed in $SEEDS; do
 done
 
 section "after a second remount"
-mfs_umount "$M"
-check "mirrorfs check finds no drift" "$MIRRORFS" check "$B"
-mfs_mount "$B" "$M"
+remount
 for seed in $SEEDS; do
 	fsx_ok "seed $seed: files and snapshots of the second run" \
 		--check-saved "$T/next$seed" --snap-dir "$M/.snap" "$M/w$seed"

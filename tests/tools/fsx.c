@@ -722,26 +722,37 @@ static bool is_unsupported_errno(int err)
 	return err == EOPNOTSUPP || err == ENOSYS;
 }
 
-static void do_write(struct fsx *x, struct logent *e, struct file *fl)
+/*
+ * Write `len` bytes of a fresh tag at `off` through `fd` (the file's plain
+ * or O_DIRECT fd), log them in `e` and put them in the model.
+ */
+static void write_tagged(struct fsx *x, struct logent *e, struct file *fl, int fd, int64_t off,
+			 size_t len, const char *what)
 {
-	size_t len = rand_len(x, x->max_io);
-	int64_t off;
 	ssize_t n;
 
-	if ((int64_t)len > x->max_size)
-		len = (size_t)x->max_size;
-	off = rand_off(x, x->max_size - (int64_t)len, (int64_t)len, fl->size);
 	e->off = off;
 	e->len = (int64_t)len;
 	e->tag = (uint32_t)rng_next(&x->rng) | 1;
 	fill(x->buf, e->tag, off, len);
-	n = pwrite(fl->fd, x->buf, len, off);
+	n = pwrite(fd, x->buf, len, off);
 	if (n < 0)
-		fail(x, "pwrite: %s", strerror(errno));
+		fail(x, "%s: %s", what, strerror(errno));
 	if ((size_t)n != len)
-		fail(x, "pwrite: short write of 0x%zx of 0x%zx bytes", (size_t)n, len);
+		fail(x, "%s: short write of 0x%zx of 0x%zx bytes", what, (size_t)n, len);
 	memcpy(fl->model + off, x->buf, len);
 	model_extend(fl, off + (int64_t)len);
+}
+
+static void do_write(struct fsx *x, struct logent *e, struct file *fl)
+{
+	size_t len = rand_len(x, x->max_io);
+	int64_t off;
+
+	if ((int64_t)len > x->max_size)
+		len = (size_t)x->max_size;
+	off = rand_off(x, x->max_size - (int64_t)len, (int64_t)len, fl->size);
+	write_tagged(x, e, fl, fl->fd, off, len, "pwrite");
 }
 
 /*
@@ -1113,7 +1124,6 @@ static bool do_dwrite(struct fsx *x, struct logent *e, struct file *fl)
 {
 	int64_t blocks = x->max_size / BLK, off;
 	size_t len;
-	ssize_t n;
 
 	if (blocks < 1 || !direct_fd(x, OP_DWRITE, fl))
 		return false;
@@ -1122,17 +1132,7 @@ static bool do_dwrite(struct fsx *x, struct logent *e, struct file *fl)
 	if (one_in(&x->rng, 3))   /* at EOF */
 		off = min_sz((size_t)((fl->size + BLK - 1) / BLK * BLK),
 				  (size_t)(x->max_size - (int64_t)len));
-	e->off = off;
-	e->len = (int64_t)len;
-	e->tag = (uint32_t)rng_next(&x->rng) | 1;
-	fill(x->buf, e->tag, off, len);
-	n = pwrite(fl->dfd, x->buf, len, off);
-	if (n < 0)
-		fail(x, "O_DIRECT pwrite: %s", strerror(errno));
-	if ((size_t)n != len)
-		fail(x, "O_DIRECT pwrite: short write of 0x%zx of 0x%zx bytes", (size_t)n, len);
-	memcpy(fl->model + off, x->buf, len);
-	model_extend(fl, off + (int64_t)len);
+	write_tagged(x, e, fl, fl->dfd, off, len, "O_DIRECT pwrite");
 	return true;
 }
 
