@@ -46,6 +46,17 @@ static bool cow_seen(struct journal *j, const struct jobj *o)
 	return o->ino < atomic_load_explicit(&j->cow_watermark, memory_order_acquire);
 }
 
+/*
+ * A preservation of `o` is committed: tell snapshot readers. The journal's
+ * count moves first, so a reader that sees the new cow.gen sees it too
+ * (db_read_catch_up).
+ */
+static void cow_count(struct journal *j, struct jobj *o)
+{
+	atomic_fetch_add(&j->cow_commits, 1);
+	atomic_fetch_add(&o->cow.gen, 1);
+}
+
 static uint64_t cow_interval(struct journal *j)
 {
 	return atomic_load(&j->interval);
@@ -282,7 +293,7 @@ int cow_before_attr(struct journal *j, struct jobj *o, int fd)
 		r = preserve_attr_locked(j, o, fd, tag - 1);
 		if (r >= 0) {
 			atomic_store(&o->cow.attr_tag, tag);
-			atomic_fetch_add(&o->cow.gen, 1);
+			cow_count(j, o);
 		}
 	}
 	pthread_rwlock_unlock(lk);
@@ -535,7 +546,7 @@ static int preserve_chunks_locked(struct journal *j, struct jobj *o, int fd,
 	r = jtxn_end(j, c, r);
 	if (r < 0)
 		goto undo;
-	atomic_fetch_add(&o->cow.gen, 1);
+	cow_count(j, o);
 	unsynced_add(&o->cow, interval);
 mark:
 	for (uint64_t i = first; i <= last; i++) {

@@ -57,6 +57,7 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_READ_BEGIN] = "BEGIN",
 	[ST_SYNC_FULL] = "PRAGMA synchronous=FULL",
 	[ST_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key=?1",
@@ -435,6 +436,7 @@ int db_conn_get(struct journal *j, struct jconn **ret)
 			return r;
 	}
 	c->next = NULL;
+	c->cow_commits = &j->cow_commits;
 	*ret = c;
 	return 0;
 }
@@ -501,16 +503,52 @@ static void db_pool_drain(struct journal *j)
 	}
 }
 
+/* A statement without a result (BEGIN, COMMIT), prepared once per connection. */
+static void db_exec_stmt(struct jconn *c, enum jstmt id)
+{
+	sqlite3_stmt *s;
+
+	if (db_stmt(c, id, &s) == 0)
+		(void)db_step_done(s);
+}
+
+/*
+ * The transaction's snapshot is taken at its first read, after BEGIN, so
+ * j->cow_commits read before BEGIN counts only preservations it sees.
+ */
+static void db_read_open(struct jconn *c)
+{
+	c->cow_seen_ok = c->cow_commits != NULL;
+	if (c->cow_seen_ok)
+		c->cow_seen = atomic_load(c->cow_commits);
+	db_exec_stmt(c, ST_READ_BEGIN);
+	if (sqlite3_get_autocommit(c->db))
+		c->cow_seen_ok = false;   /* BEGIN failed: every statement reads anew */
+}
+
 void db_read_begin(struct jconn *c)
 {
 	if (sqlite3_get_autocommit(c->db))
-		sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+		db_read_open(c);
 }
 
 void db_read_restart(struct jconn *c)
 {
-	if (!sqlite3_get_autocommit(c->db))
-		sqlite3_exec(c->db, "COMMIT; BEGIN", NULL, NULL, NULL);
+	if (sqlite3_get_autocommit(c->db))
+		return;
+	db_exec_stmt(c, ST_COMMIT);
+	if (!sqlite3_get_autocommit(c->db)) {
+		c->cow_seen_ok = false;   /* still the old snapshot: never skip a restart */
+		return;
+	}
+	db_read_open(c);
+}
+
+void db_read_catch_up(struct jconn *c)
+{
+	if (c->cow_seen_ok && atomic_load(c->cow_commits) == c->cow_seen)
+		return;
+	db_read_restart(c);
 }
 
 void db_conn_put(struct journal *j, struct jconn *c)
@@ -521,7 +559,8 @@ void db_conn_put(struct journal *j, struct jconn *c)
 		if (c->st[i])
 			sqlite3_reset(c->st[i]);
 	if (!sqlite3_get_autocommit(c->db))
-		sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);   /* db_read_begin() */
+		db_exec_stmt(c, ST_COMMIT);   /* db_read_begin() */
+	c->cow_seen_ok = false;
 	pthread_mutex_lock(&j->pool_lock);
 	if (j->pool_idle < DB_POOL_MAX_IDLE) {
 		c->next = j->pool;

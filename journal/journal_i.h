@@ -114,7 +114,7 @@ void obj_foreach(struct journal *j, void (*fn)(void *arg, struct jobj *o), void 
 /* ---- sqlite connections (db.c) ------------------------------------------ */
 
 enum jstmt {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_READ_BEGIN,
 	ST_SYNC_FULL, ST_SYNC_NORMAL,
 	ST_META_GET, ST_META_SET,
 	ST_CHANGE_INSERT, ST_CHANGE_MERGE_WRITE,
@@ -132,6 +132,13 @@ enum jstmt {
 struct jconn {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__MAX];  /* prepared lazily, reset after use */
+	/*
+	 * j->cow_commits as it was before the open read transaction began
+	 * (db_read_begin/db_read_restart), if cow_seen_ok: see db_read_catch_up.
+	 */
+	const atomic_uint_fast64_t *cow_commits;
+	uint64_t cow_seen;
+	bool cow_seen_ok;
 	struct jconn *next;         /* pool free list; protected by j->pool_lock */
 };
 
@@ -168,6 +175,13 @@ void db_conn_put(struct journal *j, struct jconn *c);
  */
 void db_read_begin(struct jconn *c);
 void db_read_restart(struct jconn *c);
+/*
+ * Make the open read transaction see every copy-on-write preservation
+ * counted so far (in any object's cow.gen): restart it only if one was
+ * counted since it began (j->cow_commits moved), which is rare, instead of
+ * on every look at a snapshot's attributes.
+ */
+void db_read_catch_up(struct jconn *c);
 void db_conn_close(struct jconn *c);
 /* Bind a name as a BLOB of its exact bytes (NULL binds NULL). */
 int db_bind_name(sqlite3_stmt *s, int idx, const char *name);
@@ -317,6 +331,8 @@ struct journal {
 	bool cow_inited;            /* immutable */
 	pthread_rwlock_t cow_stripe[COW_STRIPES];
 	atomic_uint_fast64_t cow_watermark;  /* objects with ino below it are seen by a snapshot */
+	/* preservations committed, counted before each object's cow.gen (db_read_catch_up) */
+	atomic_uint_fast64_t cow_commits;
 };
 
 /* ---- shared prototypes -------------------------------------------------- */

@@ -244,7 +244,7 @@ static int snap_attr(struct journal *j, struct jconn *c, uint64_t ino, uint64_t 
 
 	if (mem) {
 		gen = atomic_load(&mem->cow.gen);
-		db_read_restart(c);
+		db_read_catch_up(c);
 	}
 	memset(st, 0, sizeof(*st));
 	r = preserved_attr(c, ino, seq, st, NULL, NULL);
@@ -466,7 +466,7 @@ static int snap_xattrs(struct journal *j, uint64_t snap_id, uint64_t ino, char *
 	/* as snap_attr(): the first change after the snapshot may be under way */
 	if (r >= 0 && !ro && (mem = obj_get(j, ino))) {
 		gen = atomic_load(&mem->cow.gen);
-		db_read_restart(c);
+		db_read_catch_up(c);
 	}
 	if (r >= 0)
 		r = preserved_attr(c, ino, seq, NULL, ret, ret_len);
