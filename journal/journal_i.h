@@ -471,12 +471,17 @@ int changes_name_at(struct jconn *c, uint64_t ino, uint64_t seq, uint64_t *ret_p
 /*
  * Open object `ino` by its current name with `flags` (O_NOFOLLOW added),
  * checked to be backing inode (dev, bino): 0, a path error, -errno of
- * openat(), or -ESTALE if the name leads to another inode.
+ * openat(), or -ESTALE if the name leads to another inode. Its stat goes
+ * to *st if given; with ret_fd NULL it is only stat'ed, not opened.
  */
 int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
-		    uint64_t bino, int flags, int *ret_fd);
-/* The kept last object `ino` opened anew with `flags`: 1, or 0 if not kept. */
-int oc_last_open(struct journal *j, uint64_t ino, uint32_t type, int flags, int *ret_fd);
+		    uint64_t bino, int flags, int *ret_fd, struct stat *st);
+/*
+ * The kept last object `ino` opened anew with `flags` (or, with ret_fd
+ * NULL, stat'ed into *st): 1, or 0 if not kept.
+ */
+int oc_last_open(struct journal *j, uint64_t ino, uint32_t type, int flags, int *ret_fd,
+		 struct stat *st);
 /* Keep a duplicate of `fd` as object `ino` (if the thread asked to keep). */
 void oc_last_keep(struct journal *j, uint64_t ino, int fd);
 

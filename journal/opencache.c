@@ -73,13 +73,16 @@ static bool oc_active(const struct journal *j)
 
 /* ---- the last object --------------------------------------------------------- */
 
-int oc_last_open(struct journal *j, uint64_t ino, uint32_t type, int flags, int *ret_fd)
+int oc_last_open(struct journal *j, uint64_t ino, uint32_t type, int flags, int *ret_fd,
+		 struct stat *st)
 {
 	char path[40];
 	int fd;
 
 	if (!oc_active(j) || oc.last_fd < 0 || oc.last_ino != ino)
 		return 0;
+	if (!ret_fd)
+		return fstat(oc.last_fd, st) == 0;
 	if (flags == O_PATH || type == S_IFLNK) {
 		/* what O_PATH callers do (fstat, xattrs by /proc path) works on any fd */
 		fd = fcntl(oc.last_fd, F_DUPFD_CLOEXEC, 0);
@@ -144,28 +147,50 @@ static void oc_dir_keep(uint64_t ino, int fd)
 	oc.dirs[victim] = (struct oc_dir){ .ino = ino, .used = ++oc.tick, .fd = fd };
 }
 
-static int check_backing(int fd, uint64_t dev, uint64_t bino)
+static int backing_is(const struct stat *st, uint64_t dev, uint64_t bino, struct stat *ret)
+{
+	if ((uint64_t)st->st_dev != dev || (uint64_t)st->st_ino != bino)
+		return -ESTALE;
+	if (ret)
+		*ret = *st;
+	return 0;
+}
+
+/* Is `fd` backing inode (dev, bino)? Its stat into *ret (if given) when so. */
+static int check_backing(int fd, uint64_t dev, uint64_t bino, struct stat *ret)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != bino)
+	if (fstat(fd, &st) < 0)
 		return -ESTALE;
-	return 0;
+	return backing_is(&st, dev, bino, ret);
+}
+
+/* The same for what `name` in directory `dfd` is, without opening it. */
+static int check_backing_at(int dfd, const char *name, uint64_t dev, uint64_t bino,
+			    struct stat *ret)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0)
+		return -errno;
+	return backing_is(&st, dev, bino, ret);
 }
 
 /*
  * The cached route: open `ino` by name in its parent, opening (and keeping)
- * the parents that are not kept yet. Any failure: the caller walks instead.
+ * the parents that are not kept yet; without `ret_fd`, only stat it. Any
+ * failure: the caller walks instead.
  */
 static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
-			  uint64_t bino, int flags, unsigned depth, int *ret_fd)
+			  uint64_t bino, int flags, unsigned depth, int *ret_fd, struct stat *st)
 {
 	char name[NAME_MAX + 1];
 	struct objrow prow;
 	uint64_t parent = 0;
 	bool kept = true;
 	size_t len = 0;
-	int pfd, fd, r;
+	int pfd, fd = -1, r;
 
 	if (depth > 64)
 		return -ELOOP;   /* deeper trees: the walk from the root */
@@ -183,20 +208,24 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 		if (prow.type != S_IFDIR)
 			return -ENOTDIR;
 		r = open_in_parent(j, c, parent, prow.dev, prow.bino, O_PATH | O_DIRECTORY, depth + 1,
-				   &pfd);
+				   &pfd, NULL);
 		if (r < 0)
 			return r;
 		oc_dir_keep(parent, pfd);
 		kept = false;
 	}
-	fd = openat(pfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		if (kept && (r == -ENOENT || r == -ENOTDIR))
+	if (!ret_fd)
+		r = check_backing_at(pfd, name, dev, bino, st);
+	else
+		r = (fd = openat(pfd, name, flags | O_NOFOLLOW | O_CLOEXEC)) < 0 ? -errno : 0;
+	if (r == -ENOENT || r == -ENOTDIR) {
+		if (kept)
 			oc_dir_forget(parent);   /* removed since: find it anew */
 		return r;
 	}
-	r = check_backing(fd, dev, bino);
+	if (r < 0 || !ret_fd)
+		return r;
+	r = check_backing(fd, dev, bino, st);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -206,26 +235,33 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 }
 
 int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
-		    uint64_t bino, int flags, int *ret_fd)
+		    uint64_t bino, int flags, int *ret_fd, struct stat *st)
 {
 	char *path = NULL;
 	int fd, r;
 
 	if (ino == JOURNAL_ROOT_INO) {
+		if (!ret_fd)
+			return check_backing(j->root_fd, dev, bino, st);
 		fd = openat(j->root_fd, ".", flags | O_CLOEXEC);
 	} else {
-		if (oc_active(j) && open_in_parent(j, c, ino, dev, bino, flags, 0, ret_fd) == 0)
+		if (oc_active(j) && open_in_parent(j, c, ino, dev, bino, flags, 0, ret_fd, st) == 0)
 			return 0;
 		/* paths are relative to the root; no component may be a symlink */
 		r = changes_path_at(c, ino, UINT64_MAX, &path);
 		if (r < 0)
 			return r;
+		if (!ret_fd) {
+			r = check_backing_at(j->root_fd, path + 1, dev, bino, st);
+			free(path);
+			return r;
+		}
 		fd = openat(j->root_fd, path + 1, flags | O_NOFOLLOW | O_CLOEXEC);
 		free(path);
 	}
 	if (fd < 0)
 		return -errno;
-	r = check_backing(fd, dev, bino);
+	r = check_backing(fd, dev, bino, st);
 	if (r < 0) {
 		close(fd);
 		return r;

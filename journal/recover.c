@@ -206,7 +206,7 @@ int open_obj(struct journal *j, struct jobj *o, int flags, int *ret_fd)
 	if (r < 0)
 		return r;
 	db_read_begin(c);   /* one read lock for the path's components */
-	r = oc_open_current(j, c, o->ino, o->dev, o->bino, flags, ret_fd);
+	r = oc_open_current(j, c, o->ino, o->dev, o->bino, flags, ret_fd, NULL);
 	db_conn_put(j, c);
 	return r;
 }

@@ -71,22 +71,47 @@ int sv_obj_row(struct jconn *c, uint64_t ino, struct objrow *ret)
 /* 1 + 2 + 4 + 22 x 8 ms: about 0.2 s for another process to commit */
 #define SV_OPEN_TRIES_RO 25
 
+/* The object's orphan (BACKING/.mirrorfs/orphans/<jino>), if it has one. */
+static bool sv_open_orphan(struct journal *j, uint64_t ino, int flags, int *ret_fd,
+			   struct stat *st)
+{
+	char oname[32];
+	int fd;
+
+	if (j->orphan_fd < 0)
+		return false;
+	snprintf(oname, sizeof(oname), "%" PRIu64, ino);
+	if (!ret_fd)
+		return fstatat(j->orphan_fd, oname, st, AT_SYMLINK_NOFOLLOW) == 0;
+	fd = openat(j->orphan_fd, oname, flags | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (st && fstat(fd, st) < 0) {
+		close(fd);
+		return false;
+	}
+	oc_last_keep(j, ino, fd);
+	*ret_fd = fd;
+	return true;
+}
+
 /*
  * Open the object's data as it is now: its orphan if it died, else its live
  * path, checked to be the same backing inode. `flags` is O_PATH or O_RDONLY,
- * with O_NOATIME or not.
+ * with O_NOATIME or not. The row says which to try first (an object alive
+ * in it rarely has an orphan, and looking costs a failed lookup); either
+ * way both are tried before waiting for pending records. Its stat goes to
+ * *st if given; with ret_fd NULL it is only stat'ed (no open, no close).
  */
 static int sv_open_obj_as(struct journal *j, struct jconn *c, uint64_t ino,
-			  const struct objrow *o, int flags, int *ret_fd)
+			  const struct objrow *o, int flags, int *ret_fd, struct stat *st)
 {
-	char oname[32];
+	bool live_first = o->died_seq == 0;
 	int fd, tries, r;
 	bool ro;
 
-	if (oc_last_open(j, ino, o->type, flags, ret_fd))
+	if (oc_last_open(j, ino, o->type, flags, ret_fd, st))
 		return 0;
-
-	snprintf(oname, sizeof(oname), "%" PRIu64, ino);
 	/*
 	 * Another process (a receiver, for a read-only journal) may have moved
 	 * or orphaned the object and not committed the record yet: wait for it
@@ -94,17 +119,13 @@ static int sv_open_obj_as(struct journal *j, struct jconn *c, uint64_t ino,
 	 */
 	ro = j->flags & JOURNAL_OPEN_READONLY;
 	for (tries = 0; tries < (ro ? SV_OPEN_TRIES_RO : 2); tries++) {
-		if (j->orphan_fd >= 0) {
-			fd = openat(j->orphan_fd, oname, flags | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0) {
-				oc_last_keep(j, ino, fd);
-				*ret_fd = fd;
-				return 0;
-			}
-		}
-		r = oc_open_current(j, c, ino, o->dev, o->bino, flags, &fd);
-		if (r == -ELOOP && flags != O_PATH)
-			r = oc_open_current(j, c, ino, o->dev, o->bino, O_PATH, &fd);
+		if (!live_first && sv_open_orphan(j, ino, flags, ret_fd, st))
+			return 0;
+		r = oc_open_current(j, c, ino, o->dev, o->bino, flags, ret_fd ? &fd : NULL, st);
+		if (r == -ELOOP && flags != O_PATH && ret_fd)
+			r = oc_open_current(j, c, ino, o->dev, o->bino, O_PATH, &fd, st);
+		if (r == 0 && !ret_fd)
+			return 0;
 		if (r == 0) {
 			oc_last_keep(j, ino, fd);
 			*ret_fd = fd;
@@ -113,6 +134,8 @@ static int sv_open_obj_as(struct journal *j, struct jconn *c, uint64_t ino,
 		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO || r == -EPERM ||
 		    r == -EACCES)
 			return r;
+		if (live_first && sv_open_orphan(j, ino, flags, ret_fd, st))
+			return 0;
 		/* Renamed or replaced while we looked: let pending records land. */
 		if (!ro)
 			journal_flush(j);
@@ -132,12 +155,12 @@ static int sv_open_obj(struct journal *j, struct jconn *c, uint64_t ino, const s
 		       int flags, int *ret_fd)
 {
 	if (flags == O_RDONLY) {
-		int r = sv_open_obj_as(j, c, ino, o, O_RDONLY | O_NOATIME, ret_fd);
+		int r = sv_open_obj_as(j, c, ino, o, O_RDONLY | O_NOATIME, ret_fd, NULL);
 
 		if (r != -EPERM)
 			return r;
 	}
-	return sv_open_obj_as(j, c, ino, o, flags, ret_fd);
+	return sv_open_obj_as(j, c, ino, o, flags, ret_fd, NULL);
 }
 
 /* The earliest preserved attributes at or after `seq`: 1 found, 0 none. */
@@ -228,7 +251,7 @@ static bool seen_at(const struct objrow *o, uint64_t seq)
 /*
  * The attributes snapshot `seq` shows for object `ino` (row `o`): those its
  * first change after the snapshot preserved, else the live ones, from *fdp
- * (opened O_PATH here if it is -1; the caller closes it). That change
+ * if it is open, else by the object's name (`fdp` NULL). That change
  * preserves, then changes the object, possibly between our two reads; so
  * the preserved ones are asked again when it may have happened (another
  * process's journal: always; ours: when the object's cow.gen moved), in a
@@ -248,9 +271,9 @@ static int snap_attr(struct journal *j, struct jconn *c, uint64_t ino, uint64_t 
 	}
 	memset(st, 0, sizeof(*st));
 	r = preserved_attr(c, ino, seq, st, NULL, NULL);
-	if (r == 0 && *fdp < 0)
-		r = sv_open_obj(j, c, ino, o, O_PATH, fdp);
-	if (r == 0)
+	if (r == 0 && !fdp)
+		r = sv_open_obj_as(j, c, ino, o, O_PATH, NULL, st);
+	else if (r == 0)
 		r = fstat(*fdp, st) < 0 ? -errno : 0;
 	if (r == 0 && (ro || (mem && atomic_load(&mem->cow.gen) != gen))) {
 		db_read_restart(c);
@@ -267,16 +290,14 @@ static int snap_stat_conn(struct journal *j, struct jconn *c, uint64_t seq, uint
 	struct objrow o;
 	struct stat st;
 	uint64_t n;
-	int r, fd = -1;
+	int r;
 
 	r = sv_obj_row(c, ino, &o);
 	if (r < 0)
 		return r;
 	if (!seen_at(&o, seq))
 		return -ENOENT;
-	r = snap_attr(j, c, ino, seq, &o, &fd, &st);
-	if (fd >= 0)
-		close(fd);
+	r = snap_attr(j, c, ino, seq, &o, NULL, &st);
 	if (r < 0)
 		return r;
 	st.st_dev = (dev_t)o.dev;
