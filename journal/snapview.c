@@ -1160,6 +1160,12 @@ off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence)
 	return whence == SEEK_HOLE ? f->size : -ENXIO;
 }
 
+struct journal_snapfile *journal_snapfile_ref(struct journal_snapfile *f)
+{
+	atomic_fetch_add(&f->refs, 1);
+	return f;
+}
+
 void journal_snapfile_close(struct journal_snapfile *f)
 {
 	if (!f || atomic_fetch_sub(&f->refs, 1) != 1)

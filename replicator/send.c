@@ -614,9 +614,11 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	}
 
 	journal_keep_open(j, true);
+	repl_send_ra_start(&s);
 	r = (o->scan ? journal_diff_scan : journal_diff)(j, s.from_id, s.to_id, diff_cb, &s);
 	if (r == 0 && !s.swept)
 		r = sweep(&s);
+	repl_send_ra_stop(&s);
 	journal_keep_open(j, false);
 	/* what is still queued: sent if all went well, closed in any case */
 	if (r == 0)

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,113 @@ static int send_data_file(struct send *s, uint64_t ino, uint64_t off, uint64_t l
 }
 
 /*
+ * A hint for a cold small file costs the sender about as much as sending
+ * it: the disk request is submitted inside posix_fadvise() (in a VM, an
+ * exit to the host for each). So a helper thread issues the hints and the
+ * sender only queues them, with a reference to the file. A hint the ring
+ * has no room for is dropped: that file is then read synchronously, as
+ * without a hint.
+ */
+#define SEND_RA_RING (2 * SEND_AHEAD_FILES)
+
+struct send_ra {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;        /* the ring got its first entry, or stop */
+	struct {
+		struct journal_snapfile *f;
+		off_t off, len;
+	} v[SEND_RA_RING];
+	size_t head, n;
+	bool stop;
+};
+
+static void *send_ra_main(void *arg)
+{
+	struct send_ra *ra = arg;
+
+	pthread_mutex_lock(&ra->lock);
+	for (;;) {
+		struct journal_snapfile *f;
+		off_t off, len;
+
+		while (ra->n == 0 && !ra->stop)
+			pthread_cond_wait(&ra->cond, &ra->lock);
+		if (ra->stop)
+			break;   /* what is left is dropped by repl_send_ra_stop() */
+		f = ra->v[ra->head].f;
+		off = ra->v[ra->head].off;
+		len = ra->v[ra->head].len;
+		ra->head = (ra->head + 1) % SEND_RA_RING;
+		ra->n--;
+		pthread_mutex_unlock(&ra->lock);
+		journal_snapfile_willneed(f, off, len);
+		journal_snapfile_close(f);
+		pthread_mutex_lock(&ra->lock);
+	}
+	pthread_mutex_unlock(&ra->lock);
+	return NULL;
+}
+
+void repl_send_ra_start(struct send *s)
+{
+	struct send_ra *ra = calloc(1, sizeof(*ra));
+
+	if (!ra)
+		return;
+	pthread_mutex_init(&ra->lock, NULL);
+	pthread_cond_init(&ra->cond, NULL);
+	if (pthread_create(&ra->thread, NULL, send_ra_main, ra) != 0) {
+		log_debug("send: no read-ahead thread: hints inline");
+		pthread_cond_destroy(&ra->cond);
+		pthread_mutex_destroy(&ra->lock);
+		free(ra);
+		return;
+	}
+	s->ra = ra;
+}
+
+void repl_send_ra_stop(struct send *s)
+{
+	struct send_ra *ra = s->ra;
+
+	if (!ra)
+		return;
+	pthread_mutex_lock(&ra->lock);
+	ra->stop = true;
+	pthread_cond_signal(&ra->cond);
+	pthread_mutex_unlock(&ra->lock);
+	pthread_join(ra->thread, NULL);
+	for (; ra->n; ra->n--, ra->head = (ra->head + 1) % SEND_RA_RING)
+		journal_snapfile_close(ra->v[ra->head].f);
+	pthread_cond_destroy(&ra->cond);
+	pthread_mutex_destroy(&ra->lock);
+	free(ra);
+	s->ra = NULL;
+}
+
+static void send_willneed(struct send *s, struct journal_snapfile *f, off_t off, off_t len)
+{
+	struct send_ra *ra = s->ra;
+
+	if (!ra) {
+		journal_snapfile_willneed(f, off, len);
+		return;
+	}
+	pthread_mutex_lock(&ra->lock);
+	if (ra->n < SEND_RA_RING) {
+		size_t i = (ra->head + ra->n) % SEND_RA_RING;
+
+		ra->v[i].f = journal_snapfile_ref(f);
+		ra->v[i].off = off;
+		ra->v[i].len = len;
+		if (ra->n++ == 0)
+			pthread_cond_signal(&ra->cond);
+	}
+	pthread_mutex_unlock(&ra->lock);
+}
+
+/*
  * The change set lists every file's DATA after all creates and links, one
  * file after another; reading them one by one, each cold small file would
  * cost one synchronous disk read. So DATA entries are queued, up to
@@ -149,7 +257,7 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 	a->ino = d->ino;
 	a->off = d->off;
 	a->len = d->len;
-	journal_snapfile_willneed(a->f, (off_t)d->off, (off_t)UTIL_MIN(d->len, SEND_AHEAD_HEAD));
+	send_willneed(s, a->f, (off_t)d->off, (off_t)UTIL_MIN(d->len, SEND_AHEAD_HEAD));
 	s->ahead_bytes += UTIL_MIN(d->len, SEND_AHEAD_HEAD);
 	s->ahead_n++;
 	return 0;

@@ -63,6 +63,7 @@ struct send {
 	} ahead[SEND_AHEAD_FILES];
 	size_t ahead_n;
 	uint64_t ahead_bytes;
+	struct send_ra *ra;         /* the read-ahead helper; NULL: hints inline */
 	uint64_t data_sent;
 	uint64_t files;
 };
@@ -84,6 +85,12 @@ void repl_send_progress(struct send *s, bool final);
  */
 int repl_send_data(struct send *s, const struct journal_diff *d);
 int repl_send_data_flush(struct send *s);
+/*
+ * Start and stop the thread that issues the read-ahead hints of queued
+ * DATA entries; without it (it could not start) they are issued inline.
+ */
+void repl_send_ra_start(struct send *s);
+void repl_send_ra_stop(struct send *s);
 /* Close what is queued without sending it (the stream failed). */
 void repl_send_data_flush_drop(struct send *s);
 /* JDIFF_ATTR: SETATTR, then the xattrs that differ from `from`. */

@@ -439,6 +439,8 @@ off_t journal_snapfile_seek(struct journal_snapfile *f, off_t off, int whence);
  * still runs: that call frees the file when it returns.
  */
 void journal_snapfile_close(struct journal_snapfile *f);
+/* Another reference to `f` (for another thread), dropped by journal_snapfile_close(). */
+struct journal_snapfile *journal_snapfile_ref(struct journal_snapfile *f);
 
 /* ---- replication support (DESIGN §5, docs/MIRRORING.md) ------------------- */
 
