@@ -66,7 +66,6 @@ static uint64_t cow_interval(struct journal *j)
 
 int jtxn_begin(struct journal *j, bool durable, struct jconn **ret)
 {
-	sqlite3_stmt *s;
 	int r;
 
 	if (j->flags & JOURNAL_OPEN_READONLY)
@@ -82,9 +81,7 @@ int jtxn_begin(struct journal *j, bool durable, struct jconn **ret)
 		pthread_mutex_unlock(&j->wconn_lock);
 		return r;
 	}
-	r = db_stmt(j->wconn, ST_BEGIN, &s);
-	if (r >= 0)
-		r = db_step_done(s);
+	r = db_exec_stmt(j->wconn, ST_BEGIN);
 	if (r < 0) {
 		pthread_mutex_unlock(&j->wconn_lock);
 		return r;
@@ -95,16 +92,12 @@ int jtxn_begin(struct journal *j, bool durable, struct jconn **ret)
 
 int jtxn_end(struct journal *j, struct jconn *c, int r)
 {
-	sqlite3_stmt *s;
 	int q;
 
-	q = db_stmt(c, r >= 0 ? ST_COMMIT : ST_ROLLBACK, &s);
-	if (q >= 0)
-		q = db_step_done(s);
+	q = db_exec_stmt(c, r >= 0 ? ST_COMMIT : ST_ROLLBACK);
 	if (q < 0 && r >= 0) {
 		/* A failed COMMIT leaves the transaction open: roll it back. */
-		if (db_stmt(c, ST_ROLLBACK, &s) >= 0)
-			db_step_done(s);
+		(void)db_exec_stmt(c, ST_ROLLBACK);
 		r = q;
 	}
 	pthread_mutex_unlock(&j->wconn_lock);

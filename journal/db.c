@@ -472,14 +472,11 @@ int db_wconn_ensure(struct journal *j)
  */
 int db_wconn_sync(struct journal *j, bool full)
 {
-	sqlite3_stmt *s;
 	int r;
 
 	if (full == j->sync_full)
 		return 0;
-	r = db_stmt(j->wconn, full ? ST_SYNC_FULL : ST_SYNC_NORMAL, &s);
-	if (r >= 0)
-		r = db_step_done(s);
+	r = db_exec_stmt(j->wconn, full ? ST_SYNC_FULL : ST_SYNC_NORMAL);
 	if (r >= 0)
 		j->sync_full = full;
 	return r;
@@ -503,13 +500,12 @@ static void db_pool_drain(struct journal *j)
 	}
 }
 
-/* A statement without a result (BEGIN, COMMIT), prepared once per connection. */
-static void db_exec_stmt(struct jconn *c, enum jstmt id)
+int db_exec_stmt(struct jconn *c, enum jstmt id)
 {
 	sqlite3_stmt *s;
+	int r = db_stmt(c, id, &s);
 
-	if (db_stmt(c, id, &s) == 0)
-		(void)db_step_done(s);
+	return r < 0 ? r : db_step_done(s);
 }
 
 /*
@@ -521,7 +517,7 @@ static void db_read_open(struct jconn *c)
 	c->cow_seen_ok = c->cow_commits != NULL;
 	if (c->cow_seen_ok)
 		c->cow_seen = atomic_load(c->cow_commits);
-	db_exec_stmt(c, ST_READ_BEGIN);
+	(void)db_exec_stmt(c, ST_READ_BEGIN);
 	if (sqlite3_get_autocommit(c->db))
 		c->cow_seen_ok = false;   /* BEGIN failed: every statement reads anew */
 }
@@ -536,7 +532,7 @@ void db_read_restart(struct jconn *c)
 {
 	if (sqlite3_get_autocommit(c->db))
 		return;
-	db_exec_stmt(c, ST_COMMIT);
+	(void)db_exec_stmt(c, ST_COMMIT);
 	if (!sqlite3_get_autocommit(c->db)) {
 		c->cow_seen_ok = false;   /* still the old snapshot: never skip a restart */
 		return;
@@ -559,7 +555,7 @@ void db_conn_put(struct journal *j, struct jconn *c)
 		if (c->st[i])
 			sqlite3_reset(c->st[i]);
 	if (!sqlite3_get_autocommit(c->db))
-		db_exec_stmt(c, ST_COMMIT);   /* db_read_begin() */
+		(void)db_exec_stmt(c, ST_COMMIT);   /* db_read_begin() */
 	c->cow_seen_ok = false;
 	pthread_mutex_lock(&j->pool_lock);
 	if (j->pool_idle < DB_POOL_MAX_IDLE) {

@@ -151,6 +151,8 @@ int journal_err(int rc);
 int db_stmt(struct jconn *c, enum jstmt id, sqlite3_stmt **ret);
 /* Step a statement that returns no row (or whose rows are ignored); resets it. */
 int db_step_done(sqlite3_stmt *s);
+/* Step a statement without a result (BEGIN, COMMIT, a PRAGMA) to its end. */
+int db_exec_stmt(struct jconn *c, enum jstmt id);
 /* sqlite3_exec() with errors translated. */
 int db_exec(sqlite3 *db, const char *sql);
 /* Prepare `sql`, bind `n` int64s (?1..?n), step to the end, finalize. */

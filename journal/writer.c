@@ -314,14 +314,6 @@ int journal_flush(struct journal *j)
 
 /* ---- applying records ---------------------------------------------------- */
 
-static int st_exec(struct journal *j, enum jstmt id)
-{
-	sqlite3_stmt *s;
-	int r = db_stmt(j->wconn, id, &s);
-
-	return r < 0 ? r : db_step_done(s);
-}
-
 static int change_insert(struct journal *j, const struct jrec *rec, uint64_t seq)
 {
 	sqlite3_stmt *s;
@@ -880,7 +872,7 @@ static int batch_apply(struct journal *j, struct jrec *recs, size_t n)
 	r = db_wconn_sync(j, want_full);
 	if (r < 0)
 		return r;
-	r = st_exec(j, ST_BEGIN);
+	r = db_exec_stmt(j->wconn, ST_BEGIN);
 	if (r < 0)
 		return r;
 	rstat_batch_reset(j);
@@ -897,7 +889,7 @@ static int batch_apply(struct journal *j, struct jrec *recs, size_t n)
 		r = db_meta_set_int(j->wconn, "next_ino", (int64_t)atomic_load(&j->next_ino));
 	if (r < 0)
 		goto fail;
-	r = st_exec(j, ST_COMMIT);
+	r = db_exec_stmt(j->wconn, ST_COMMIT);
 	if (r < 0)
 		goto fail;
 	atomic_store(&j->committed_seq, j->next_seq - 1);
@@ -910,7 +902,7 @@ static int batch_apply(struct journal *j, struct jrec *recs, size_t n)
 	}
 	return 0;
 fail:
-	st_exec(j, ST_ROLLBACK);
+	db_exec_stmt(j->wconn, ST_ROLLBACK);
 	rstat_batch_reset(j);
 	j->next_seq = seq0;
 	return r;
