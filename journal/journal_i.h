@@ -473,8 +473,8 @@ int changes_name_at(struct jconn *c, uint64_t ino, uint64_t seq, uint64_t *ret_p
 /*
  * Open object `ino` by its current name with `flags` (O_NOFOLLOW added),
  * checked to be backing inode (dev, bino): 0, a path error, -errno of
- * openat(), or -ESTALE if the name leads to another inode. Its stat goes
- * to *st if given; with ret_fd NULL it is only stat'ed, not opened.
+ * openat(), or -ESTALE if the name leads to another inode. With ret_fd
+ * NULL it is only stat'ed (into *st), not opened.
  */
 int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
 		    uint64_t bino, int flags, int *ret_fd, struct stat *st);

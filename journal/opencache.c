@@ -147,34 +147,24 @@ static void oc_dir_keep(uint64_t ino, int fd)
 	oc.dirs[victim] = (struct oc_dir){ .ino = ino, .used = ++oc.tick, .fd = fd };
 }
 
-static int backing_is(const struct stat *st, uint64_t dev, uint64_t bino, struct stat *ret)
+static int check_backing(int fd, uint64_t dev, uint64_t bino)
 {
-	if ((uint64_t)st->st_dev != dev || (uint64_t)st->st_ino != bino)
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != bino)
 		return -ESTALE;
-	if (ret)
-		*ret = *st;
 	return 0;
 }
 
-/* Is `fd` backing inode (dev, bino)? Its stat into *ret (if given) when so. */
-static int check_backing(int fd, uint64_t dev, uint64_t bino, struct stat *ret)
+/* What `name` in directory `dfd` is, into *st, if it is backing inode (dev, bino). */
+static int stat_backing_at(int dfd, const char *name, uint64_t dev, uint64_t bino,
+			   struct stat *st)
 {
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return -ESTALE;
-	return backing_is(&st, dev, bino, ret);
-}
-
-/* The same for what `name` in directory `dfd` is, without opening it. */
-static int check_backing_at(int dfd, const char *name, uint64_t dev, uint64_t bino,
-			    struct stat *ret)
-{
-	struct stat st;
-
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0)
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0)
 		return -errno;
-	return backing_is(&st, dev, bino, ret);
+	if ((uint64_t)st->st_dev != dev || (uint64_t)st->st_ino != bino)
+		return -ESTALE;
+	return 0;
 }
 
 /*
@@ -215,7 +205,7 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 		kept = false;
 	}
 	if (!ret_fd)
-		r = check_backing_at(pfd, name, dev, bino, st);
+		r = stat_backing_at(pfd, name, dev, bino, st);
 	else
 		r = (fd = openat(pfd, name, flags | O_NOFOLLOW | O_CLOEXEC)) < 0 ? -errno : 0;
 	if (r == -ENOENT || r == -ENOTDIR) {
@@ -225,7 +215,7 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 	}
 	if (r < 0 || !ret_fd)
 		return r;
-	r = check_backing(fd, dev, bino, st);
+	r = check_backing(fd, dev, bino);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -242,7 +232,7 @@ int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t d
 
 	if (ino == JOURNAL_ROOT_INO) {
 		if (!ret_fd)
-			return check_backing(j->root_fd, dev, bino, st);
+			return stat_backing_at(j->root_fd, "", dev, bino, st);
 		fd = openat(j->root_fd, ".", flags | O_CLOEXEC);
 	} else {
 		if (oc_active(j) && open_in_parent(j, c, ino, dev, bino, flags, 0, ret_fd, st) == 0)
@@ -252,7 +242,7 @@ int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t d
 		if (r < 0)
 			return r;
 		if (!ret_fd) {
-			r = check_backing_at(j->root_fd, path + 1, dev, bino, st);
+			r = stat_backing_at(j->root_fd, path + 1, dev, bino, st);
 			free(path);
 			return r;
 		}
@@ -261,7 +251,7 @@ int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t d
 	}
 	if (fd < 0)
 		return -errno;
-	r = check_backing(fd, dev, bino, st);
+	r = check_backing(fd, dev, bino);
 	if (r < 0) {
 		close(fd);
 		return r;

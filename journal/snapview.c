@@ -71,7 +71,7 @@ int sv_obj_row(struct jconn *c, uint64_t ino, struct objrow *ret)
 /* 1 + 2 + 4 + 22 x 8 ms: about 0.2 s for another process to commit */
 #define SV_OPEN_TRIES_RO 25
 
-/* The object's orphan (BACKING/.mirrorfs/orphans/<jino>), if it has one. */
+/* The object's orphan (BACKING/.mirrorfs/orphans/<jino>), if it has one; as sv_open_obj_as(). */
 static bool sv_open_orphan(struct journal *j, uint64_t ino, int flags, int *ret_fd,
 			   struct stat *st)
 {
@@ -86,10 +86,6 @@ static bool sv_open_orphan(struct journal *j, uint64_t ino, int flags, int *ret_
 	fd = openat(j->orphan_fd, oname, flags | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	if (st && fstat(fd, st) < 0) {
-		close(fd);
-		return false;
-	}
 	oc_last_keep(j, ino, fd);
 	*ret_fd = fd;
 	return true;
@@ -100,8 +96,8 @@ static bool sv_open_orphan(struct journal *j, uint64_t ino, int flags, int *ret_
  * path, checked to be the same backing inode. `flags` is O_PATH or O_RDONLY,
  * with O_NOATIME or not. The row says which to try first (an object alive
  * in it rarely has an orphan, and looking costs a failed lookup); either
- * way both are tried before waiting for pending records. Its stat goes to
- * *st if given; with ret_fd NULL it is only stat'ed (no open, no close).
+ * way both are tried before waiting for pending records. With ret_fd
+ * NULL it is only stat'ed, into *st (no open, no close).
  */
 static int sv_open_obj_as(struct journal *j, struct jconn *c, uint64_t ino,
 			  const struct objrow *o, int flags, int *ret_fd, struct stat *st)
@@ -123,12 +119,12 @@ static int sv_open_obj_as(struct journal *j, struct jconn *c, uint64_t ino,
 			return 0;
 		r = oc_open_current(j, c, ino, o->dev, o->bino, flags, ret_fd ? &fd : NULL, st);
 		if (r == -ELOOP && flags != O_PATH && ret_fd)
-			r = oc_open_current(j, c, ino, o->dev, o->bino, O_PATH, &fd, st);
-		if (r == 0 && !ret_fd)
-			return 0;
+			r = oc_open_current(j, c, ino, o->dev, o->bino, O_PATH, &fd, NULL);
 		if (r == 0) {
-			oc_last_keep(j, ino, fd);
-			*ret_fd = fd;
+			if (ret_fd) {
+				oc_last_keep(j, ino, fd);
+				*ret_fd = fd;
+			}
 			return 0;
 		}
 		if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO || r == -EPERM ||
