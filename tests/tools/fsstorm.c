@@ -60,13 +60,6 @@
 #include "rng.h"
 #include "treecmp.h"
 
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-
 #define NSLOTS 4
 #define MAX_WRITE (64 * 1024)
 #define MAX_XATTR 200

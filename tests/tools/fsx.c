@@ -708,6 +708,16 @@ static int64_t rand_off(struct fsx *x, int64_t limit, int64_t len, int64_t eof)
 	return off > limit ? limit : off;
 }
 
+/* A range inside a file of `size` (> 0) bytes, into e->off and e->len; its length. */
+static size_t rand_range_inside(struct fsx *x, struct logent *e, int64_t size)
+{
+	size_t len = rand_len(x, (size_t)size);
+
+	e->off = rand_off(x, size - (int64_t)len, (int64_t)len, size);
+	e->len = (int64_t)len;
+	return len;
+}
+
 /* ---- one operation -------------------------------------------------------------------------- */
 
 static void note_unsupported(struct fsx *x, enum op op, int err)
@@ -850,9 +860,7 @@ static bool do_mapread(struct fsx *x, struct logent *e, int f)
 
 	if (fl->size == 0)
 		return false;
-	len = rand_len(x, (size_t)fl->size);
-	e->off = rand_off(x, fl->size - (int64_t)len, (int64_t)len, fl->size);
-	e->len = (int64_t)len;
+	len = rand_range_inside(x, e, fl->size);
 	p = map_range(x, fl->fd, PROT_READ, e->off, e->len, &pgoff, &maplen);
 	memcpy(x->rbuf, p + (e->off - pgoff), len);
 	munmap(p, maplen);
@@ -877,9 +885,7 @@ static bool do_mapwrite(struct fsx *x, struct logent *e, struct file *fl)
 
 	if (fl->size == 0)
 		return false;
-	len = rand_len(x, (size_t)fl->size);
-	e->off = rand_off(x, fl->size - (int64_t)len, (int64_t)len, fl->size);
-	e->len = (int64_t)len;
+	len = rand_range_inside(x, e, fl->size);
 	e->tag = (uint32_t)rng_next(&x->rng) | 1;
 	p = map_range(x, fl->fd, PROT_READ | PROT_WRITE, e->off, e->len, &pgoff, &maplen);
 	fill(p + (e->off - pgoff), e->tag, e->off, len);
