@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -200,4 +201,68 @@ int util_base64_decode(const char *s, size_t slen, unsigned char **ret, size_t *
 bad:
 	free(out);
 	return -EINVAL;
+}
+
+int u64map_put(struct u64map *m, uint64_t k, uint64_t v)
+{
+	if ((m->n + 1) * 2 > (m->mask ? m->mask + 1 : 0)) {
+		size_t ncap = m->mask ? (m->mask + 1) * 2 : 64;
+		uint64_t *nk = calloc(ncap, sizeof(*nk)), *nv = calloc(ncap, sizeof(*nv));
+
+		if (!nk || !nv) {
+			free(nk);
+			free(nv);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; m->mask && i <= m->mask; i++) {
+			size_t h;
+
+			if (!m->keys[i])
+				continue;
+			h = (m->keys[i] * 0x9E3779B97F4A7C15ULL) & (ncap - 1);
+			while (nk[h])
+				h = (h + 1) & (ncap - 1);
+			nk[h] = m->keys[i];
+			nv[h] = m->vals[i];
+		}
+		free(m->keys);
+		free(m->vals);
+		m->keys = nk;
+		m->vals = nv;
+		m->mask = ncap - 1;
+	}
+	for (size_t h = (k * 0x9E3779B97F4A7C15ULL) & m->mask;; h = (h + 1) & m->mask) {
+		if (m->keys[h] == k) {
+			m->vals[h] = v;
+			return 0;
+		}
+		if (!m->keys[h]) {
+			m->keys[h] = k;
+			m->vals[h] = v;
+			m->n++;
+			return 0;
+		}
+	}
+}
+
+bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret)
+{
+	if (!m->mask)
+		return false;
+	for (size_t h = (k * 0x9E3779B97F4A7C15ULL) & m->mask;; h = (h + 1) & m->mask) {
+		if (m->keys[h] == k) {
+			if (ret)
+				*ret = m->vals[h];
+			return true;
+		}
+		if (!m->keys[h])
+			return false;
+	}
+}
+
+void u64map_free(struct u64map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
 }

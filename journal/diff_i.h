@@ -14,15 +14,6 @@
 
 #include "mirrorfs/journal.h"
 
-/* A u64 -> u64 map with open addressing; key 0 is "empty". */
-struct u64map {
-	uint64_t *keys, *vals;
-	size_t mask, n;
-};
-int u64map_put(struct u64map *m, uint64_t k, uint64_t v);
-bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret);
-void u64map_free(struct u64map *m);
-
 /* A directory entry of an UNLINK or LINK. */
 struct dent {
 	uint64_t parent, ino;

@@ -40,6 +40,16 @@ int util_uuid_new(char ret[37]);
 int util_base64_encode(const void *data, size_t len, char **ret);
 int util_base64_decode(const char *s, size_t slen, unsigned char **ret, size_t *ret_len);
 
+/* A u64 -> u64 map with open addressing; key 0 cannot be stored. */
+struct u64map {
+	uint64_t *keys, *vals;
+	size_t mask, n;
+};
+/* Insert or replace; -ENOMEM (the map unchanged) if it cannot grow. */
+int u64map_put(struct u64map *m, uint64_t k, uint64_t v);
+bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret);
+void u64map_free(struct u64map *m);
+
 /* Cleanup helpers (systemd style); use either these or goto out, not both. */
 static inline void util_freep(void *p) { free(*(void **)p); }
 static inline void util_closep(int *fd)
