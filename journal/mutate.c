@@ -906,8 +906,15 @@ int journal_setattr(struct journal *j, int fd, int wfd, uint64_t ino,
 			ts[0] = attr->atime;
 		if (attr->valid & JOURNAL_ATTR_MTIME)
 			ts[1] = attr->mtime;
-		/* the magic link resolves to the object itself, symlinks included */
-		if (utimensat(AT_FDCWD, pp, ts, 0) < 0) {
+		/*
+		 * The fd itself (O_PATH too, symlinks included). A kernel whose
+		 * utimensat() takes no AT_EMPTY_PATH says EINVAL: then the magic
+		 * link, which resolves to the same object.
+		 */
+		k = utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (k < 0 && errno == EINVAL)
+			k = utimensat(AT_FDCWD, pp, ts, 0);
+		if (k < 0) {
 			r = -errno;
 			goto record;
 		}
@@ -930,7 +937,7 @@ record:
 		if (k < 0 && r == 0)
 			r = k;
 	}
-	if (r == 0) {
+	if (r == 0 && ret_st) {
 		if (fstat(fd, &st) < 0)
 			r = -errno;
 		else
