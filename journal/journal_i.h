@@ -470,6 +470,8 @@ int changes_name_at(struct jconn *c, uint64_t ino, uint64_t seq, uint64_t *ret_p
 		    char name[NAME_MAX + 1], size_t *ret_len);
 
 /* opencache.c (see journal_keep_open()) */
+/* 0 if `fd` is backing inode (dev, bino), else (or if fstat fails) -ESTALE. */
+int oc_check_backing(int fd, uint64_t dev, uint64_t bino);
 /*
  * Open object `ino` by its current name with `flags` (O_NOFOLLOW added),
  * checked to be backing inode (dev, bino): 0, a path error, -errno of

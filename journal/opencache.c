@@ -147,7 +147,7 @@ static void oc_dir_keep(uint64_t ino, int fd)
 	oc.dirs[victim] = (struct oc_dir){ .ino = ino, .used = ++oc.tick, .fd = fd };
 }
 
-static int check_backing(int fd, uint64_t dev, uint64_t bino)
+int oc_check_backing(int fd, uint64_t dev, uint64_t bino)
 {
 	struct stat st;
 
@@ -215,7 +215,7 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 	}
 	if (r < 0 || !ret_fd)
 		return r;
-	r = check_backing(fd, dev, bino);
+	r = oc_check_backing(fd, dev, bino);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -251,7 +251,7 @@ int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t d
 	}
 	if (fd < 0)
 		return -errno;
-	r = check_backing(fd, dev, bino);
+	r = oc_check_backing(fd, dev, bino);
 	if (r < 0) {
 		close(fd);
 		return r;

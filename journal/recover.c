@@ -190,6 +190,30 @@ int journal_open_ino(struct journal *j, uint64_t ino, int flags, int *ret_fd)
 	return r == -ESTALE ? -ENOENT : r;
 }
 
+int journal_open_ino_at(struct journal *j, uint64_t ino, int dirfd, const char *name, int flags,
+			int *ret_fd)
+{
+	struct jobj *o = obj_get(j, ino);
+	int fd, r;
+
+	if (!o)
+		return -ENOENT;
+	if (atomic_load(&o->dead)) {
+		obj_put(o);
+		return -ENOENT;
+	}
+	fd = openat(dirfd, name, (flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW | O_CLOEXEC);
+	r = fd < 0 ? -errno : oc_check_backing(fd, o->dev, o->bino);
+	obj_put(o);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r == -ENOENT || r == -ENOTDIR || r == -ELOOP ? -ESTALE : r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 int open_obj(struct journal *j, struct jobj *o, int flags, int *ret_fd)
 {
 	struct jconn *c;

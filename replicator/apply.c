@@ -87,6 +87,12 @@ void repl_recv_release(struct recv *c)
 		close(c->staging_fd);
 	c->staging_fd = -1;
 	file_close(c);
+	u64map_free(&c->hint_of);
+	free(c->hints);
+	free(c->names);
+	c->hints = NULL;
+	c->names = NULL;
+	c->nhints = c->hints_cap = c->names_len = c->names_cap = 0;
 	journal_keep_open(c->j, false);
 }
 
@@ -150,6 +156,66 @@ int repl_recv_entry_get(struct recv *c, int dirfd, const char *name, uint64_t *r
 	if (ret_st)
 		*ret_st = st;
 	return 1;
+}
+
+/* ---- names the stream gave (struct recv_hint) ------------------------------------ */
+
+static struct recv_hint *hint_find(struct recv *c, uint64_t ino)
+{
+	uint64_t i;
+
+	return u64map_get(&c->hint_of, ino, &i) ? &c->hints[i - 1] : NULL;
+}
+
+/* An object lost or gained a name: a RENAME out of staging is no longer known to be done. */
+static void hint_moved(struct recv *c, uint64_t ino)
+{
+	struct recv_hint *h = hint_find(c, ino);
+
+	if (h)
+		h->in_place = false;
+}
+
+/* `ino` is now `name` in `parent`. Best effort: without memory, the hint stays stale. */
+static void hint_put(struct recv *c, uint64_t ino, uint64_t parent, const char *name,
+		     bool in_place)
+{
+	struct recv_hint *h = hint_find(c, ino);
+	size_t len = strlen(name) + 1;
+
+	if (c->names_len + len > c->names_cap) {
+		size_t cap = c->names_cap ? c->names_cap * 2 : 65536;
+		char *p = NULL;
+
+		while (cap < c->names_len + len)
+			cap *= 2;
+		if (cap <= RECV_HINT_NAMES_MAX)
+			p = realloc(c->names, cap);
+		if (!p) {
+			hint_moved(c, ino);
+			return;
+		}
+		c->names = p;
+		c->names_cap = cap;
+	}
+	if (!h) {
+		if (c->nhints == c->hints_cap) {
+			size_t cap = c->hints_cap ? c->hints_cap * 2 : 1024;
+			struct recv_hint *v = realloc(c->hints, cap * sizeof(*v));
+
+			if (!v)
+				return;
+			c->hints = v;
+			c->hints_cap = cap;
+		}
+		if (u64map_put(&c->hint_of, ino, c->nhints + 1) < 0)
+			return;
+		h = &c->hints[c->nhints++];
+	}
+	memcpy(c->names + c->names_len, name, len);
+	*h = (struct recv_hint){ .parent = parent, .off = (uint32_t)c->names_len,
+				 .in_place = in_place };
+	c->names_len += len;
 }
 
 /* ---- fds by jino ------------------------------------------------------------------ */
@@ -217,6 +283,24 @@ static int dir_get_or_fail(struct recv *c, uint64_t dir, int *ret_fd, uint64_t *
 	return 0;
 }
 
+/*
+ * `ino` opened with `flags`: where its hint says if that still holds (no
+ * database lookup), else found by jino.
+ */
+static int open_ino(struct recv *c, uint64_t ino, int flags, int *ret_fd)
+{
+	struct recv_hint *h = hint_find(c, ino);
+	uint64_t dj;
+	int dfd;
+
+	/* (a hint into staging only while it is open: dir_get() would create it) */
+	if (h && (h->parent != JOURNAL_STAGING_INO || c->staging_fd >= 0) &&
+	    dir_get(c, h->parent, &dfd, &dj) == 0 &&
+	    journal_open_ino_at(c->j, ino, dfd, c->names + h->off, flags, ret_fd) == 0)
+		return 0;
+	return journal_open_ino(c->j, ino, flags, ret_fd);
+}
+
 /* The regular file `ino` open for writing (cached, borrowed). */
 static int file_get(struct recv *c, uint64_t ino, int *ret_fd)
 {
@@ -227,7 +311,7 @@ static int file_get(struct recv *c, uint64_t ino, int *ret_fd)
 		return 0;
 	}
 	file_close(c);
-	r = journal_open_ino(c->j, ino, O_RDWR, &fd);
+	r = open_ino(c, ino, O_RDWR, &fd);
 	if (r < 0)
 		return repl_recv_fail(c, r, "cannot open inode %" PRIu64 " for writing", ino);
 	c->file_ino = ino;
@@ -245,7 +329,7 @@ static int obj_open(struct recv *c, uint64_t ino, int *ret_fd)
 		*ret_fd = fcntl(c->rootfd, F_DUPFD_CLOEXEC, 0);
 		return *ret_fd < 0 ? repl_recv_fail(c, -errno, "cannot open the replica root") : 0;
 	}
-	r = journal_open_ino(c->j, ino, O_PATH, ret_fd);
+	r = open_ino(c, ino, O_PATH, ret_fd);
 	if (r < 0)
 		return repl_recv_fail(c, r, "cannot open inode %" PRIu64, ino);
 	return 0;
@@ -292,6 +376,8 @@ static int apply_create(struct recv *c, const struct repl_create *cr)
 	if (r < 0)
 		return repl_recv_fail(c, r, "cannot create '%s' in directory %" PRIu64, cr->name,
 				 cr->parent);
+	hint_put(c, cr->ino, cr->parent, cr->name,
+		 cr->parent != JOURNAL_STAGING_INO && !replaying(c));
 	/* the umask may have cut permission bits: SETATTR would fix them later, do it now */
 	if (!S_ISLNK(cr->mode) && (st.st_mode & 07777) != (cr->mode & 07777)) {
 		struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = cr->mode & 07777 };
@@ -315,6 +401,7 @@ static int apply_link(struct recv *c, const struct repl_link *l)
 	if ((r = check_ino(c, l->ino, "linked")) < 0 || (r = check_dir_ino(c, l->parent)) < 0 ||
 	    (r = check_entry(c, l->parent, l->name, l->ino)) < 0)
 		return r;
+	hint_moved(c, l->ino);
 	r = dir_get_or_fail(c, l->parent, &dfd, &dj);
 	if (r < 0)
 		return r;
@@ -368,6 +455,7 @@ static int apply_unlink(struct recv *c, const struct repl_unlink *u, bool rmdir)
 		return repl_recv_fail(c, -ENOTDIR, "cannot remove directory '%s'", u->name);
 	if (!rmdir && S_ISDIR(st.st_mode))
 		return repl_recv_fail(c, -EISDIR, "cannot unlink '%s'", u->name);
+	hint_moved(c, u->ino);
 	if (rmdir) {
 		dir_forget(c, u->ino);
 		r = journal_rmdir(c->j, dfd, dj, u->name);
@@ -386,6 +474,7 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 {
 	uint64_t odj = 0, ndj, src = 0, dst = 0;
 	int odfd = -1, ndfd, rs = 0, rd, r, fd;
+	struct recv_hint *h;
 
 	if (rn->flags & REPL_RENAME_EXCHANGE)
 		return repl_recv_fail(c, -EINVAL, "exchange records are not applied (not idempotent)");
@@ -395,6 +484,13 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 	    (r = check_entry(c, rn->old_parent, rn->old_name, rn->ino)) < 0 ||
 	    (r = check_entry(c, rn->new_parent, rn->new_name, rn->ino)) < 0)
 		return r;
+	h = hint_find(c, rn->ino);
+	if (h && h->in_place && rn->old_parent == JOURNAL_STAGING_INO &&
+	    h->parent == rn->new_parent && strcmp(c->names + h->off, rn->new_name) == 0) {
+		/* created right there by this connection (see send.c): nothing to look up */
+		h->in_place = false;
+		return 0;
+	}
 	r = dir_get_or_fail(c, rn->new_parent, &ndfd, &ndj);
 	if (r < 0)
 		return r;
@@ -422,28 +518,34 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 			if (r < 0)
 				return repl_recv_fail(c, r, "cannot remove '%s' from directory %" PRIu64,
 						 rn->old_name, rn->old_parent);
+			hint_put(c, rn->ino, rn->new_parent, rn->new_name, false);
 			return 0;
 		}
 		if (rd > 0 && (rn->flags & REPL_RENAME_NOREPLACE))
 			return repl_recv_fail(c, -EEXIST, "cannot rename '%s' to '%s' in directory %"
 					 PRIu64 ": inode %" PRIu64 " is in the way", rn->old_name,
 					 rn->new_name, rn->new_parent, dst);
-		if (rd > 0)
+		if (rd > 0) {
 			dir_forget(c, dst);
+			hint_moved(c, dst);
+		}
 		r = journal_rename(c->j, odfd, odj, rn->old_name, ndfd, ndj, rn->new_name,
 				   (rn->flags & REPL_RENAME_NOREPLACE) ? RENAME_NOREPLACE : 0);
 		if (r < 0)
 			return repl_recv_fail(c, r, "cannot rename '%s' in directory %" PRIu64 " to '%s'"
 					 " in directory %" PRIu64, rn->old_name, rn->old_parent,
 					 rn->new_name, rn->new_parent);
+		hint_put(c, rn->ino, rn->new_parent, rn->new_name, false);
 		return 0;
 	}
 	if (rs > 0 && !replaying(c))
 		return repl_recv_fail(c, -ESTALE, "'%s' in directory %" PRIu64 " is inode %" PRIu64
 				 ", not %" PRIu64 " (the replica diverged)", rn->old_name,
 				 rn->old_parent, src, rn->ino);
-	if (rd > 0 && dst == rn->ino)
+	if (rd > 0 && dst == rn->ino) {
+		hint_put(c, rn->ino, rn->new_parent, rn->new_name, false);
 		return 0;   /* renamed before */
+	}
 	if (replaying(c) && journal_open_ino(c->j, rn->ino, O_PATH, &fd) == 0) {
 		close(fd);  /* moved on by a later record that was applied too */
 		return 0;

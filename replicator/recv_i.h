@@ -13,10 +13,26 @@
 #include <sys/stat.h>
 
 #include "mirrorfs/repl.h"
+#include "mirrorfs/util.h"
 
 struct journal;
 
 #define RECV_DIR_CACHE 8
+/* Names kept for hints (below), at most; past that, objects are found by jino. */
+#define RECV_HINT_NAMES_MAX ((size_t)64 << 20)
+
+/*
+ * The name this connection last gave an object (its CREATE or RENAME):
+ * the DATA and SETATTR records that follow open it there, checked against
+ * the journal's inode (journal_open_ino_at()), instead of asking the
+ * database for its path. A hint that no longer holds costs one failed
+ * open, then the lookup by jino.
+ */
+struct recv_hint {
+	uint64_t parent;
+	uint32_t off;               /* of the NUL-terminated name in recv.names */
+	bool in_place;              /* created there by this connection, no name changed since */
+};
 
 struct recv {
 	struct journal *j;          /* the replica's journal (borrowed) */
@@ -50,6 +66,12 @@ struct recv {
 	uint64_t tick;
 	uint64_t file_ino;          /* the regular file open for writing */
 	int file_fd;
+
+	struct u64map hint_of;      /* jino -> index + 1 in hints */
+	struct recv_hint *hints;
+	size_t nhints, hints_cap;
+	char *names;
+	size_t names_len, names_cap;
 
 	const struct repl_record *rec;  /* being applied, for messages */
 	char msg[640];

@@ -461,6 +461,15 @@ const char *journal_source_id(struct journal *j);
  * files), O_RDONLY|O_DIRECTORY. -ENOENT if it is not alive.
  */
 int journal_open_ino(struct journal *j, uint64_t ino, int flags, int *ret_fd);
+/*
+ * The same through a name the caller believes is the object's: `name` in
+ * `dirfd` opened with `flags` (O_NOFOLLOW added), and kept only if it is
+ * the object's backing inode. -ESTALE if the name is gone or is another
+ * object (the caller then asks journal_open_ino()), -ENOENT if `ino` is
+ * not a live object. Nothing is read from the database.
+ */
+int journal_open_ino_at(struct journal *j, uint64_t ino, int dirfd, const char *name, int flags,
+			int *ret_fd);
 
 enum journal_diff_kind {
 	JDIFF_UNLINK = 1,  /* entry alive in `from`, gone in `to` */
