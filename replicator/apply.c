@@ -561,13 +561,19 @@ static int apply_setattr(struct recv *c, const struct repl_setattr *a)
 	struct journal_attr ja = { 0 };
 	struct stat st;
 	int fd, wfd = -1, r;
-	bool chowned = false;
+	bool chowned = false, own = true;
 
 	if (a->ino != JOURNAL_ROOT_INO && (r = check_ino(c, a->ino, "changed")) < 0)
 		return r;
-	r = obj_open(c, a->ino, &fd);
-	if (r < 0)
-		return r;
+	if (c->file_ino == a->ino) {
+		/* the file its DATA just wrote (a created file's records come together) */
+		fd = c->file_fd;
+		own = false;
+	} else {
+		r = obj_open(c, a->ino, &fd);
+		if (r < 0)
+			return r;
+	}
 	if (fstat(fd, &st) < 0) {
 		r = repl_recv_fail(c, -errno, "cannot stat inode %" PRIu64, a->ino);
 		goto out;
@@ -624,7 +630,8 @@ static int apply_setattr(struct recv *c, const struct repl_setattr *a)
 	}
 	r = 0;
 out:
-	close(fd);
+	if (own)
+		close(fd);
 	return r;
 }
 

@@ -54,13 +54,19 @@ struct serve {
 	char errmsg[640];
 };
 
-/* Non-zero tag of a snapshot name (FNV-1a, 64 bit). */
-static uint64_t snap_tag(const char *name)
+/*
+ * Non-zero tag of a stream to snapshot `name` in this stream version
+ * (FNV-1a, 64 bit). The version is in it because the record order is: a
+ * stream that another version began cannot be resumed by record number.
+ * (Version 1 tagged the name alone.)
+ */
+static uint64_t stream_tag(const char *name)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 0x100000001b3ULL;
+	h = (h ^ REPL_STREAM_VERSION) * 0x100000001b3ULL;
 	return h | 1;
 }
 
@@ -206,11 +212,11 @@ static int guards(struct serve *sv, struct recv *c, uint64_t *ret_resume, bool *
 		r = reply_refuse(sv, r, "cannot read the resume position: %s", journal_strerror(r));
 		goto out;
 	}
-	if (marker && marker != snap_tag(c->to)) {
+	if (marker && marker != stream_tag(c->to)) {
 		r = reply_refuse(sv, -EBUSY, "replica holds a partially received stream from '%s' "
-				 "to another snapshot; send that one again, or roll the replica "
-				 "back to '%s'", c->from[0] ? c->from : "(nothing)",
-				 c->from[0] ? c->from : "(empty)");
+				 "to another snapshot, or of another stream version; send that "
+				 "one again, or roll the replica back to '%s'",
+				 c->from[0] ? c->from : "(nothing)", c->from[0] ? c->from : "(empty)");
 		goto out;
 	}
 	if (!marker && !c->from[0]) {
@@ -229,7 +235,7 @@ static int guards(struct serve *sv, struct recv *c, uint64_t *ret_resume, bool *
 		goto out;
 	}
 	if (r == 0 && !marker)
-		r = journal_recv_pos_set(c->j, c->source, c->from, MARKER, snap_tag(c->to));
+		r = journal_recv_pos_set(c->j, c->source, c->from, MARKER, stream_tag(c->to));
 	if (r < 0) {
 		r = reply_refuse(sv, r, "cannot record the stream on the replica: %s",
 				 journal_strerror(r));

@@ -12,7 +12,11 @@
  *   UNLINK, deepest first: surviving object, first time → RENAME to staging;
  *                          otherwise UNLINK / RMDIR
  *   CREATE:                CREATE in place if journal_diff names an entry whose
- *                          directory exists by then, else CREATE in staging
+ *                          directory exists by then, else CREATE in staging;
+ *                          a regular file created in place is followed at once
+ *                          by its DATA and ATTR (below), so the receiver writes
+ *                          it while it is at hand, and the sender reads files
+ *                          while the receiver creates them (stream version 2)
  *   LINK, shallowest first: object (said to be) in staging → RENAME out; else LINK
  *
  * An object created in place still gets its RENAME out of staging, which
@@ -21,7 +25,9 @@
  * so a stream that an older sender partly sent resumes correctly.
  *   end of links:          objects still in staging kept another name → UNLINK
  *   DATA:                  DATA / PUNCH from the `to` view, by SEEK_DATA/SEEK_HOLE
+ *                          (files sent with their CREATE are skipped)
  *   ATTR:                  SETATTR; REMOVEXATTR/SETXATTR for what differs from `from`
+ *                          (the same)
  *
  * The same pair of snapshots always yields the same records, which is
  * what resuming by record number needs.
@@ -352,6 +358,13 @@ static int on_create(struct send *s, const struct journal_diff *d)
 	r = inoset_add(&s->staging, d->ino);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot track inode %" PRIu64, d->ino);
+	if (d->name && S_ISREG(st.st_mode)) {
+		/* with its data and attributes (see the top) */
+		r = inoset_add(&s->inlined, d->ino);
+		if (r < 0)
+			return repl_send_sfail(s, r, "cannot track inode %" PRIu64, d->ino);
+		return repl_send_create_file(s, &c, (uint64_t)st.st_size);
+	}
 	r = repl_writer_create(s->w, &c);
 	return r < 0 ? repl_send_wfail(s, r) : 0;
 }
@@ -434,14 +447,15 @@ static int diff_cb(void *arg, const struct journal_diff *d)
 	if (d->kind < s->last_kind || d->kind > JDIFF_ATTR)
 		return repl_send_sfail(s, -EIO, "change set out of order (%d after %d)", (int)d->kind,
 			     (int)s->last_kind);
-	s->last_kind = d->kind;
-	if (d->kind >= JDIFF_DATA && !s->swept) {
-		r = sweep(s);
+	/* the queue of one kind is sent before the next kind begins */
+	if (d->kind != s->last_kind && s->ahead_n) {
+		r = repl_send_data_flush(s);
 		if (r < 0)
 			return r;
 	}
-	if (d->kind > JDIFF_DATA && s->ahead_n) {
-		r = repl_send_data_flush(s);
+	s->last_kind = d->kind;
+	if (d->kind >= JDIFF_DATA && !s->swept) {
+		r = sweep(s);
 		if (r < 0)
 			return r;
 	}
@@ -449,8 +463,12 @@ static int diff_cb(void *arg, const struct journal_diff *d)
 	case JDIFF_UNLINK: r = on_unlink(s, d); break;
 	case JDIFF_CREATE: r = on_create(s, d); break;
 	case JDIFF_LINK: r = on_link(s, d); break;
-	case JDIFF_DATA: r = repl_send_data(s, d); break;
-	case JDIFF_ATTR: r = repl_send_attr(s, d); break;
+	case JDIFF_DATA:
+		r = inoset_has(&s->inlined, d->ino) ? 0 : repl_send_data(s, d);
+		break;
+	case JDIFF_ATTR:
+		r = inoset_has(&s->inlined, d->ino) ? 0 : repl_send_attr(s, d);
+		break;
 	default: r = repl_send_sfail(s, -EIO, "unknown change kind %d", (int)d->kind); break;
 	}
 	repl_send_progress(s, false);
@@ -667,6 +685,7 @@ out:
 		};
 	}
 	free(s.staging.v);
+	free(s.inlined.v);
 	free(s.attrs.v);
 	free(s.buf);
 	repl_reader_free(rd);

@@ -240,7 +240,9 @@ static void send_willneed(struct send *s, struct journal_snapfile *f, off_t off,
 #define SEND_AHEAD_BYTES ((uint64_t)32 << 20)
 #define SEND_AHEAD_HEAD ((uint64_t)1 << 20)
 
-int repl_send_data(struct send *s, const struct journal_diff *d)
+/* Queue [off, off + len) of `ino` (len 0: nothing to read) and read its head ahead. */
+static int ahead_add(struct send *s, uint64_t ino, uint64_t off, uint64_t len,
+		     struct repl_create *cr)
 {
 	struct send_ahead *a;
 	int r;
@@ -251,15 +253,71 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 			return r;
 	}
 	a = &s->ahead[s->ahead_n];
-	r = journal_snapfile_open(s->j, s->to_id, d->ino, &a->f);
-	if (r < 0)
-		return repl_send_sfail(s, r, "cannot open inode %" PRIu64 " in the snapshot", d->ino);
-	a->ino = d->ino;
-	a->off = d->off;
-	a->len = d->len;
-	send_willneed(s, a->f, (off_t)d->off, (off_t)UTIL_MIN(d->len, SEND_AHEAD_HEAD));
-	s->ahead_bytes += UTIL_MIN(d->len, SEND_AHEAD_HEAD);
+	*a = (struct send_ahead){ .ino = ino, .off = off, .len = len };
+	if (len) {
+		r = journal_snapfile_open(s->j, s->to_id, ino, &a->f);
+		if (r < 0)
+			return repl_send_sfail(s, r, "cannot open inode %" PRIu64 " in the snapshot",
+					       ino);
+		send_willneed(s, a->f, (off_t)off, (off_t)UTIL_MIN(len, SEND_AHEAD_HEAD));
+		s->ahead_bytes += UTIL_MIN(len, SEND_AHEAD_HEAD);
+	}
+	a->cr = cr;
 	s->ahead_n++;
+	return 0;
+}
+
+int repl_send_data(struct send *s, const struct journal_diff *d)
+{
+	return ahead_add(s, d->ino, d->off, d->len, NULL);
+}
+
+static void create_free(struct repl_create *c)
+{
+	if (c) {
+		free((char *)c->name);
+		free(c);
+	}
+}
+
+int repl_send_create_file(struct send *s, const struct repl_create *c, uint64_t size)
+{
+	struct repl_create *cr = malloc(sizeof(*cr));
+	int r;
+
+	if (cr) {
+		*cr = *c;
+		cr->target = NULL;
+		cr->name = strdup(c->name);
+	}
+	if (!cr || !cr->name) {
+		free(cr);
+		return repl_send_sfail(s, -ENOMEM, "cannot queue inode %" PRIu64, c->ino);
+	}
+	r = ahead_add(s, c->ino, 0, size, cr);
+	if (r < 0)
+		create_free(cr);
+	return r;
+}
+
+/* One queued entry: the CREATE of an inlined file first and its ATTR last. */
+static int send_ahead_one(struct send *s, const struct send_ahead *a)
+{
+	int r;
+
+	if (a->cr) {
+		r = repl_writer_create(s->w, a->cr);
+		if (r < 0)
+			return repl_send_wfail(s, r);
+	}
+	if (a->len) {
+		r = send_data_file(s, a->ino, a->off, a->len, a->f);
+		if (r < 0)
+			return r;
+	}
+	if (a->cr)
+		return repl_send_attr(s, &(struct journal_diff){ .kind = JDIFF_ATTR, .ino = a->ino,
+								 .type = S_IFREG });
 	return 0;
 }
 
@@ -271,9 +329,11 @@ static int send_ahead_flush(struct send *s, bool send)
 		struct send_ahead *a = &s->ahead[i];
 
 		if (r >= 0)
-			r = send_data_file(s, a->ino, a->off, a->len, a->f);
-		journal_snapfile_close(a->f);
-		a->f = NULL;
+			r = send_ahead_one(s, a);
+		if (a->f)
+			journal_snapfile_close(a->f);
+		create_free(a->cr);
+		*a = (struct send_ahead){ 0 };
 	}
 	s->ahead_n = 0;
 	s->ahead_bytes = 0;

@@ -60,7 +60,9 @@ struct send {
 	struct send_ahead {         /* DATA entries read ahead, not sent yet (send_data.c) */
 		uint64_t ino, off, len;
 		struct journal_snapfile *f;
+		struct repl_create *cr; /* a file created in place: its CREATE (owned) */
 	} ahead[SEND_AHEAD_FILES];
+	struct inoset inlined;      /* files whose DATA and ATTR went with their CREATE */
 	size_t ahead_n;
 	uint64_t ahead_bytes;
 	struct send_ra *ra;         /* the read-ahead helper; NULL: hints inline */
@@ -84,6 +86,12 @@ void repl_send_progress(struct send *s, bool final);
  * (and on failure still closes every queued file).
  */
 int repl_send_data(struct send *s, const struct journal_diff *d);
+/*
+ * A regular file created in place, of `size` bytes in the snapshot: its
+ * CREATE `c`, queued like a DATA entry; the flush sends the CREATE, all
+ * its data and its ATTR together (see send.c).
+ */
+int repl_send_create_file(struct send *s, const struct repl_create *c, uint64_t size);
 int repl_send_data_flush(struct send *s);
 /*
  * Start and stop the thread that issues the read-ahead hints of queued

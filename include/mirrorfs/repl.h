@@ -30,7 +30,7 @@
 
 /* ---- limits and constants (docs/STREAM.md §Limits) ----------------------- */
 
-#define REPL_STREAM_VERSION 1
+#define REPL_STREAM_VERSION 2
 #define REPL_NAME_MAX 255              /* directory entry, snapshot, xattr name */
 #define REPL_SYMLINK_MAX 4095          /* symlink target bytes */
 #define REPL_XATTR_VALUE_MAX 65536     /* 64 KiB */

@@ -757,11 +757,23 @@ static void test_version_and_magic(void **state)
 	repl_writer_free(w);
 	b = take_output(t);
 	assert_int_equal(read_stream(b.p, b.len, 0, NULL, msg, sizeof(msg)), -EPROTONOSUPPORT);
-	assert_string_equal(msg, "stream header: unsupported stream version 9 (this mirrorfs speaks 1)");
+	assert_string_equal(msg, "stream header: unsupported stream version 9 (this mirrorfs speaks 2)");
 	buf_free(&b);
 
-	/* Version 1 with the same fields is accepted up to the missing trailer. */
+	/* Version 1 had the same records in another order: refused too. */
 	put_le(p + 8, 1, 4);
+	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
+	assert_int_equal(repl_writer_new(t, NULL, &w), 0);
+	assert_int_equal(repl_writer_raw(w, REPL_REC_HELLO, 0, p, n), 0);
+	assert_int_equal(repl_writer_flush(w), 0);
+	repl_writer_free(w);
+	b = take_output(t);
+	assert_int_equal(read_stream(b.p, b.len, 0, NULL, msg, sizeof(msg)), -EPROTONOSUPPORT);
+	assert_string_equal(msg, "stream header: unsupported stream version 1 (this mirrorfs speaks 2)");
+	buf_free(&b);
+
+	/* The current version with the same fields is accepted up to the missing trailer. */
+	put_le(p + 8, REPL_STREAM_VERSION, 4);
 	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
 	assert_int_equal(repl_writer_new(t, NULL, &w), 0);
 	assert_int_equal(repl_writer_raw(w, REPL_REC_HELLO, 0, p, n), 0);

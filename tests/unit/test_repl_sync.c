@@ -877,6 +877,32 @@ static void test_interrupt_and_resume(void **state)
 }
 
 /*
+ * A stream interrupted under another stream version, whose record order
+ * may differ, is not resumed by record number: refused, the replica kept.
+ */
+static void test_other_version_not_resumed(void **state)
+{
+	struct fx *f = *state;
+	struct sync_opts so = { .cut_after = 2500 };
+	struct sync_result res;
+	uint64_t tag = 0xcbf29ce484222325ULL;
+
+	busy_change_set(f);
+	sync_run(&f->src, &f->dst, "s1", "s2", &so, &res);
+	assert_true(res.serve_r < 0);
+	assert_true(res.serve.records_applied > 0);
+	/* the in-progress marker as version 1 wrote it: a hash of the name alone */
+	for (const char *p = "s2"; *p; p++)
+		tag = (tag ^ (unsigned char)*p) * 0x100000001b3ULL;
+	assert_int_equal(journal_recv_pos_set(f->dst.j, journal_source_id(f->src.j), "s1",
+					      "/in-progress", tag | 1), 0);
+	sync_run(&f->src, &f->dst, "s1", "s2", NULL, &res);
+	assert_int_equal(res.r, -EBUSY);
+	assert_non_null(strstr(res.msg, "of another stream version"));
+	assert_no_snap(&f->dst, "s2");
+}
+
+/*
  * A receiver killed between two position saves re-applies the records
  * after the saved one: simulate it by moving the saved position back.
  */
@@ -1128,6 +1154,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_version_not_resumed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupted_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_source_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_from_missing_refused, setup, teardown),
