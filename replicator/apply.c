@@ -340,12 +340,131 @@ static bool replaying(const struct recv *c)
 	return c->rec && c->rec->seq <= c->replay_hi;
 }
 
+/* ---- what a crash left ---------------------------------------------------------------
+ *
+ * A receiver killed between changing the replica and committing those
+ * changes to its journal leaves objects the journal's recovery then
+ * adopts under local jinos (the replica has no other local objects but
+ * the staging directory). Their records are replayed after the resume
+ * position and make the objects anew under the stream's jinos; a
+ * leftover in the way goes. A directory's entries (its own leftovers, or
+ * objects a later record moved in) move into the directory that takes its
+ * place, where their own records find them or replace them in turn.
+ */
+
+static bool is_leftover(const struct recv *c, uint64_t ino)
+{
+	return ino >= JOURNAL_LOCAL_INO_BASE && ino != c->staging_ino;
+}
+
+/*
+ * Remove the leftover `ino` at `name` in `dfd`: a non-directory is
+ * unlinked; a directory is moved into staging (named by its jino) and its
+ * jino returned in *ret_aside, for leftover_merge() once its successor (a
+ * directory: `into_dir`) exists; if the successor is no directory, the
+ * leftover directory must be empty and is removed.
+ */
+static int leftover_away(struct recv *c, int dfd, uint64_t dj, const char *name, uint64_t ino,
+			 const struct stat *st, bool into_dir, uint64_t *ret_aside)
+{
+	char aside[24];
+	int r;
+
+	*ret_aside = 0;
+	if (!S_ISDIR(st->st_mode) || !into_dir) {
+		if (S_ISDIR(st->st_mode))
+			dir_forget(c, ino);
+		r = S_ISDIR(st->st_mode) ? journal_rmdir(c->j, dfd, dj, name) :
+			journal_unlink(c->j, dfd, dj, name);
+		return r < 0 ? repl_recv_fail(c, r, "cannot remove the leftover '%s' of an "
+					      "interrupted stream", name) : 0;
+	}
+	r = repl_recv_staging_get(c);
+	if (r < 0)
+		return r;
+	ino_name(ino, aside);
+	dir_forget(c, ino);
+	r = journal_rename(c->j, dfd, dj, name, c->staging_fd, c->staging_ino, aside,
+			   RENAME_NOREPLACE);
+	if (r < 0)
+		return repl_recv_fail(c, r, "cannot move the leftover directory '%s' of an "
+				      "interrupted stream", name);
+	*ret_aside = ino;
+	return 0;
+}
+
+/* Move the entries of the set-aside directory `aside` into directory `dir`, and remove it. */
+static int leftover_merge(struct recv *c, uint64_t aside, uint64_t dir)
+{
+	char name[24];
+	struct dirent *de;
+	uint64_t dj;
+	int afd, dfd, r = 0;
+	DIR *d;
+
+	if (!aside)
+		return 0;
+	ino_name(aside, name);
+	r = dir_get_or_fail(c, dir, &dfd, &dj);
+	if (r < 0)
+		return r;
+	afd = openat(c->staging_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (afd < 0 || !(d = fdopendir(afd))) {
+		r = -errno;
+		if (afd >= 0)
+			close(afd);
+		return repl_recv_fail(c, r, "cannot read the leftover directory %" PRIu64, aside);
+	}
+	while (r == 0 && (errno = 0, de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = journal_rename(c->j, dirfd(d), aside, de->d_name, dfd, dj, de->d_name,
+				   RENAME_NOREPLACE);
+		if (r < 0)
+			r = repl_recv_fail(c, r, "cannot move '%s' out of the leftover directory %"
+					   PRIu64, de->d_name, aside);
+	}
+	if (r == 0 && errno)
+		r = repl_recv_fail(c, -errno, "cannot read the leftover directory %" PRIu64, aside);
+	closedir(d);
+	if (r == 0) {
+		r = journal_rmdir(c->j, c->staging_fd, c->staging_ino, name);
+		if (r < 0)
+			r = repl_recv_fail(c, r, "cannot remove the leftover directory %" PRIu64, aside);
+	}
+	return r;
+}
+
+/*
+ * Replaying, `name` in `dfd` must be free for the record's object (a
+ * directory: `into_dir`): if a leftover holds it, move it away (*ret_aside
+ * as leftover_away()); 1 if so, 0 if the name holds no leftover.
+ */
+static int leftover_clear(struct recv *c, int dfd, uint64_t dj, const char *name,
+			  bool into_dir, uint64_t *ret_aside)
+{
+	struct stat st;
+	uint64_t cur = 0;
+	int r;
+
+	*ret_aside = 0;
+	if (!replaying(c))
+		return 0;
+	r = repl_recv_entry_get(c, dfd, name, &cur, &st);
+	if (r < 0)
+		return repl_recv_fail(c, r, "cannot look up '%s'", name);
+	if (r == 0 || !is_leftover(c, cur))
+		return 0;
+	r = leftover_away(c, dfd, dj, name, cur, &st, into_dir, ret_aside);
+	return r < 0 ? r : 1;
+}
+
 /* ---- namespace ---------------------------------------------------------------------- */
 
 static int apply_create(struct recv *c, const struct repl_create *cr)
 {
 	struct journal_cred cred = { .uid = cr->uid, .gid = cr->gid, .ino = cr->ino };
-	uint64_t dj;
+	uint64_t dj, aside = 0;
 	struct stat st;
 	int fd, dfd, r;
 
@@ -371,6 +490,15 @@ static int apply_create(struct recv *c, const struct repl_create *cr)
 		return r;
 	r = journal_mknod(c->j, &cred, dfd, dj, cr->name, cr->mode,
 			  makedev(cr->rdev_major, cr->rdev_minor), cr->target, &st);
+	if (r == -EEXIST) {
+		int k = leftover_clear(c, dfd, dj, cr->name, S_ISDIR(cr->mode), &aside);
+
+		if (k < 0)
+			return k;
+		if (k > 0)
+			r = journal_mknod(c->j, &cred, dfd, dj, cr->name, cr->mode,
+					  makedev(cr->rdev_major, cr->rdev_minor), cr->target, &st);
+	}
 	if (r == -ESTALE)
 		return repl_recv_fail(c, r, "inode %" PRIu64 " was deleted on the replica", cr->ino);
 	if (r < 0)
@@ -378,6 +506,9 @@ static int apply_create(struct recv *c, const struct repl_create *cr)
 				 cr->parent);
 	hint_put(c, cr->ino, cr->parent, cr->name,
 		 cr->parent != JOURNAL_STAGING_INO && !replaying(c));
+	r = leftover_merge(c, aside, cr->ino);
+	if (r < 0)
+		return r;
 	/* the umask may have cut permission bits: SETATTR would fix them later, do it now */
 	if (!S_ISLNK(cr->mode) && (st.st_mode & 07777) != (cr->mode & 07777)) {
 		struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = cr->mode & 07777 };
@@ -410,6 +541,14 @@ static int apply_link(struct recv *c, const struct repl_link *l)
 		return repl_recv_fail(c, r, "cannot look up '%s' in directory %" PRIu64, l->name, l->parent);
 	if (r > 0 && cur == l->ino)
 		return 0;
+	if (r > 0 && is_leftover(c, cur)) {
+		uint64_t aside;
+
+		r = leftover_clear(c, dfd, dj, l->name, false, &aside);
+		if (r < 0)
+			return r;
+		r = r > 0 ? 0 : 1;
+	}
 	if (r > 0)
 		return repl_recv_fail(c, -EEXIST, "'%s' in directory %" PRIu64 " is inode %" PRIu64
 				 ", not %" PRIu64, l->name, l->parent, cur, l->ino);
@@ -472,9 +611,10 @@ static int apply_unlink(struct recv *c, const struct repl_unlink *u, bool rmdir)
 
 static int apply_rename(struct recv *c, const struct repl_rename *rn)
 {
-	uint64_t odj = 0, ndj, src = 0, dst = 0;
+	uint64_t odj = 0, ndj, src = 0, dst = 0, aside = 0;
 	int odfd = -1, ndfd, rs = 0, rd, r, fd;
 	struct recv_hint *h;
+	struct stat sst;
 
 	if (rn->flags & REPL_RENAME_EXCHANGE)
 		return repl_recv_fail(c, -EINVAL, "exchange records are not applied (not idempotent)");
@@ -499,7 +639,7 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 		return rn->old_parent == JOURNAL_STAGING_INO ? r :
 			repl_recv_fail(c, r, "cannot open directory %" PRIu64, rn->old_parent);
 	if (r == 0) {
-		rs = repl_recv_entry_get(c, odfd, rn->old_name, &src, NULL);
+		rs = repl_recv_entry_get(c, odfd, rn->old_name, &src, &sst);
 		if (rs < 0)
 			return repl_recv_fail(c, rs, "cannot look up '%s' in directory %" PRIu64,
 					 rn->old_name, rn->old_parent);
@@ -521,6 +661,12 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 			hint_put(c, rn->ino, rn->new_parent, rn->new_name, false);
 			return 0;
 		}
+		if (rd > 0 && is_leftover(c, dst)) {
+			r = leftover_clear(c, ndfd, ndj, rn->new_name, S_ISDIR(sst.st_mode), &aside);
+			if (r < 0)
+				return r;
+			rd = r > 0 ? 0 : rd;
+		}
 		if (rd > 0 && (rn->flags & REPL_RENAME_NOREPLACE))
 			return repl_recv_fail(c, -EEXIST, "cannot rename '%s' to '%s' in directory %"
 					 PRIu64 ": inode %" PRIu64 " is in the way", rn->old_name,
@@ -536,7 +682,7 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 					 " in directory %" PRIu64, rn->old_name, rn->old_parent,
 					 rn->new_name, rn->new_parent);
 		hint_put(c, rn->ino, rn->new_parent, rn->new_name, false);
-		return 0;
+		return leftover_merge(c, aside, rn->ino);
 	}
 	if (rs > 0 && !replaying(c))
 		return repl_recv_fail(c, -ESTALE, "'%s' in directory %" PRIu64 " is inode %" PRIu64

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1141,6 +1142,200 @@ static void test_rename_out_after_relink(void **state)
 	assert_non_null(strstr(repl_last_errmsg(), "cannot rename '10'"));
 }
 
+/* A transport that serves a stream from memory and kills the process after `die_after` bytes. */
+struct dying {
+	struct repl_transport base;
+	const uint8_t *p;
+	size_t len, pos, die_after;
+};
+
+static ssize_t dying_read(struct repl_transport *t, void *buf, size_t len)
+{
+	struct dying *d = (struct dying *)t;
+
+	if (d->pos >= d->die_after)
+		_exit(0);   /* a receiver killed mid-stream: nothing is closed or saved */
+	len = UTIL_MIN(len, UTIL_MIN(d->len, d->die_after) - d->pos);
+	memcpy(buf, d->p + d->pos, len);
+	d->pos += len;
+	return (ssize_t)len;
+}
+
+static int dying_write(struct repl_transport *t, const void *buf, size_t len)
+{
+	return 0;
+}
+
+static const struct repl_transport_ops dying_ops = {
+	.read = dying_read, .write = dying_write, .close = evil_close,
+};
+
+/*
+ * The receiver dies after applying part of a stream whose changes its
+ * journal had not committed yet; the journal's recovery adopts what it
+ * finds under local jinos (directories with entries among them). The
+ * stream received again replays those records: each leftover gives way to
+ * the object the stream names, and the replica ends equal to the source.
+ */
+static void test_leftovers_of_a_killed_receiver(void **state)
+{
+	struct fx *f = *state;
+	struct repl_send_opts so = { .one_way = true };
+	struct repl_serve_opts ro = { .one_way = true };
+	struct repl_serve_stats rst;
+	struct repl_transport *t;
+	struct stat st;
+	const void *out;
+	size_t len;
+	uint8_t *copy;
+	char p[64], q[64];
+	pid_t pid;
+	int status;
+
+	for (int d = 0; d < 3; d++) {
+		snprintf(p, sizeof(p), "d%d", d);
+		mk(&f->src, p, S_IFDIR | 0755, NULL);
+		snprintf(p, sizeof(p), "d%d/sub", d);
+		mk(&f->src, p, S_IFDIR | 0700, NULL);
+		for (int i = 0; i < 6; i++) {
+			snprintf(p, sizeof(p), i % 2 ? "d%d/f%d" : "d%d/sub/f%d", d, i);
+			mk(&f->src, p, S_IFREG | 0644, NULL);
+			put_file(&f->src, p, 0, 20000 + (size_t)i * 1000, d * 10 + i);
+		}
+		snprintf(p, sizeof(p), "d%d/sub/f0", d);
+		snprintf(q, sizeof(q), "d0/hard%d", d);
+		ln(&f->src, p, q);
+	}
+	snap(&f->src, "s1");
+	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
+	assert_int_equal(repl_send(f->src.j, NULL, "s1", t, &so, NULL), 0);
+	repl_transport_mem_output(t, &out, &len);
+	copy = malloc(len);
+	assert_non_null(copy);
+	memcpy(copy, out, len);
+	repl_transport_close(t);
+
+	assert_int_equal(journal_close(f->dst.j), 0);
+	f->dst.j = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* inline mode: nothing commits before the resume position is saved */
+		struct journal_open_opts o = { .flags = JOURNAL_OPEN_NO_START };
+		struct dying dt = { .base = { .ops = &dying_ops, .timeout_ms = -1 },
+				    .p = copy, .len = len, .die_after = len * 2 / 3 };
+		struct journal *j;
+
+		if (journal_open(f->dst.dir, &o, &j) < 0)
+			_exit(1);
+		repl_serve(j, NULL, &dt.base, &ro, &rst);
+		_exit(2);   /* not reached: the stream is cut before its end */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* what the child made is there, unknown to the journal until it recovers */
+	{
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/d1/sub", f->dst.dir);
+		assert_int_equal(lstat(path, &st), 0);
+	}
+	assert_int_equal(journal_open(f->dst.dir, NULL, &f->dst.j), 0);
+
+	assert_int_equal(repl_transport_mem_new(copy, len, &t), 0);
+	if (repl_serve(f->dst.j, NULL, t, &ro, &rst) != 0)
+		fail_msg("receive after the crash: %s", repl_last_errmsg());
+	repl_transport_close(t);
+	compare_snap(f, "s1");
+	free(copy);
+}
+
+/* The marker of a stream to `to` in progress, as the receiver writes it (recv.c). */
+static void mark_in_progress(struct fx *f, const char *to)
+{
+	uint64_t tag = 0xcbf29ce484222325ULL;
+
+	for (const char *p = to; *p; p++)
+		tag = (tag ^ (unsigned char)*p) * 0x100000001b3ULL;
+	tag = (tag ^ REPL_STREAM_VERSION) * 0x100000001b3ULL;
+	assert_int_equal(journal_replica_claim(f->dst.j, journal_source_id(f->src.j), NULL), 0);
+	assert_int_equal(journal_recv_pos_set(f->dst.j, journal_source_id(f->src.j), "",
+					      "/in-progress", tag | 1), 0);
+}
+
+/*
+ * The same with leftovers made by hand: whole directories with entries,
+ * which the receiver must set aside and empty into their successors.
+ */
+static void test_leftover_directories(void **state)
+{
+	struct fx *f = *state;
+	struct repl_send_opts so = { .one_way = true };
+	struct repl_serve_opts ro = { .one_way = true };
+	struct repl_serve_stats rst;
+	struct repl_transport *t;
+	const void *out;
+	size_t len;
+	pid_t pid;
+	int status;
+
+	build_tree(&f->src);
+	snap(&f->src, "s1");
+	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
+	assert_int_equal(repl_send(f->src.j, NULL, "s1", t, &so, NULL), 0);
+
+	mark_in_progress(f, "s1");   /* the stream had begun */
+	assert_int_equal(journal_close(f->dst.j), 0);
+	f->dst.j = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct journal_open_opts o = { .flags = JOURNAL_OPEN_NO_START };
+		struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = 0755 };
+		struct journal *j;
+		int rfd, fd;
+
+		if (journal_open(f->dst.dir, &o, &j) < 0)
+			_exit(1);
+		rfd = journal_root_fd(j);
+		/* the root marked dirty, then what a receiver made before it died */
+		if (journal_setattr(j, rfd, -1, ROOT, &a, NULL) < 0)
+			_exit(2);
+		if (mkdirat(rfd, "a", 0755) < 0 || mkdirat(rfd, "a/b", 0755) < 0)
+			_exit(3);
+		fd = openat(rfd, "a/b/f1", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, "stale", 5) != 5)
+			_exit(4);
+		close(fd);
+		fd = openat(rfd, "empty", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+		if (fd < 0)
+			_exit(5);
+		close(fd);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(journal_open(f->dst.dir, NULL, &f->dst.j), 0);
+
+	repl_transport_mem_output(t, &out, &len);
+	{
+		void *copy = malloc(len);
+		struct repl_transport *in;
+
+		assert_non_null(copy);
+		memcpy(copy, out, len);
+		assert_int_equal(repl_transport_mem_new(copy, len, &in), 0);
+		if (repl_serve(f->dst.j, NULL, in, &ro, &rst) != 0)
+			fail_msg("receive after the crash: %s", repl_last_errmsg());
+		repl_transport_close(in);
+		free(copy);
+	}
+	repl_transport_close(t);
+	compare_snap(f, "s1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1159,6 +1354,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_second_source_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_from_missing_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_way_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftovers_of_a_killed_receiver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_directories, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_given_to_another, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_out_after_relink, setup, teardown),
 	};
