@@ -34,7 +34,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +279,84 @@ int repl_send_sfail(struct send *s, int r, const char *fmt, ...)
 	return repl_fail(r, "%s: %s", msg, strerror(-r));
 }
 
+/*
+ * Progress totals: one pass over the change set (journal only, no data),
+ * on a thread of its own, so that the stream starts at once; until it is
+ * done, progress reports give totals of 0.
+ */
+struct send_estimate {
+	pthread_t thread;
+	struct journal *j;
+	uint64_t from_id, to_id;
+	bool scan;
+	atomic_bool stop, done;
+	uint64_t files_total, bytes_total, last_ino;   /* the thread's until `done` */
+};
+
+static int estimate_cb(void *arg, const struct journal_diff *d)
+{
+	struct send_estimate *e = arg;
+
+	if (atomic_load_explicit(&e->stop, memory_order_relaxed))
+		return -ECANCELED;
+	if (d->kind == JDIFF_DATA) {
+		if (d->ino != e->last_ino)
+			e->files_total++;
+		e->last_ino = d->ino;
+		e->bytes_total += d->len;
+	}
+	return 0;
+}
+
+static void *estimate_main(void *arg)
+{
+	struct send_estimate *e = arg;
+
+	if ((e->scan ? journal_diff_scan : journal_diff)(e->j, e->from_id, e->to_id,
+							  estimate_cb, e) == 0)
+		atomic_store_explicit(&e->done, true, memory_order_release);
+	return NULL;
+}
+
+/* The totals, once the thread has them. */
+static void estimate_take(struct send *s)
+{
+	struct send_estimate *e = s->est;
+
+	if (e && atomic_load_explicit(&e->done, memory_order_acquire)) {
+		s->prog.files_total = e->files_total;
+		s->prog.bytes_total = e->bytes_total;
+	}
+}
+
+static void estimate_start(struct send *s, bool scan)
+{
+	struct send_estimate *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return;   /* no totals: progress still counts what is done */
+	*e = (struct send_estimate){ .j = s->j, .from_id = s->from_id, .to_id = s->to_id,
+				     .scan = scan };
+	if (pthread_create(&e->thread, NULL, estimate_main, e) != 0) {
+		free(e);
+		return;
+	}
+	s->est = e;
+}
+
+/* Wait for the totals (`cancel`: give them up if not there yet). */
+static void estimate_stop(struct send *s, bool cancel)
+{
+	if (!s->est)
+		return;
+	if (cancel)
+		atomic_store(&s->est->stop, true);
+	pthread_join(s->est->thread, NULL);
+	estimate_take(s);
+	free(s->est);
+	s->est = NULL;
+}
+
 void repl_send_progress(struct send *s, bool final)
 {
 	int64_t now;
@@ -287,6 +367,7 @@ void repl_send_progress(struct send *s, bool final)
 	if (!final && now < s->next_progress_ns)
 		return;
 	s->next_progress_ns = now + s->progress_every_ns;
+	estimate_take(s);
 	s->prog.records = repl_writer_next_seq(s->w) - 1;
 	s->o->progress(s->o->progress_arg, &s->prog);
 }
@@ -475,20 +556,6 @@ static int diff_cb(void *arg, const struct journal_diff *d)
 	return r;
 }
 
-/* Progress totals: one pass over the change set (journal only, no data). */
-static int estimate_cb(void *arg, const struct journal_diff *d)
-{
-	struct send *s = arg;
-
-	if (d->kind == JDIFF_DATA) {
-		if (d->ino != s->data_ino)
-			s->prog.files_total++;
-		s->data_ino = d->ino;
-		s->prog.bytes_total += d->len;
-	}
-	return 0;
-}
-
 /* ---- the conversation ------------------------------------------------------------ */
 
 static int status_fail(const struct repl_record *rec, struct repl_transport *t,
@@ -573,6 +640,11 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	s.from_id = from.id;
 	s.to_id = to.id;
 
+	if (o->progress) {
+		s.progress_every_ns = (int64_t)(o->progress_interval_ms > 0 ?
+						o->progress_interval_ms : DEFAULT_PROGRESS_MS) * 1000000;
+		estimate_start(&s, o->scan);   /* meanwhile, the handshake */
+	}
 	ct.base.timeout_ms = t->timeout_ms;
 	snprintf(ct.base.peer, sizeof(ct.base.peer), "%s", t->peer);
 	wo.level = o->level;
@@ -617,19 +689,8 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	log_debug("sending '%s' -> '%s' to %s from record %" PRIu64,
 		  from_snap ? from_snap : "(full)", to_snap, t->peer, s.resume + 1);
 
-	if (o->progress) {
-		s.progress_every_ns = (int64_t)(o->progress_interval_ms > 0 ?
-						o->progress_interval_ms : DEFAULT_PROGRESS_MS) * 1000000;
-		r = (o->scan ? journal_diff_scan : journal_diff)(j, s.from_id, s.to_id,
-								 estimate_cb, &s);
-		if (r < 0) {
-			r = repl_fail(r, "cannot read the change set of '%s': %s", to_snap,
-				      journal_strerror(r));
-			goto out;
-		}
-		s.data_ino = 0;
+	if (o->progress)
 		repl_send_progress(&s, true);
-	}
 
 	journal_keep_open(j, true);
 	repl_send_ra_start(&s);
@@ -657,6 +718,7 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 		r = broken_stream(rd, t, to_snap, repl_send_wfail(&s, r));
 		goto out;
 	}
+	estimate_stop(&s, false);   /* done by now: it reads what the send read, and no data */
 	repl_send_progress(&s, true);
 	if (!o->one_way) {
 		r = await_reply(rd, t, to_snap, &rec);
@@ -670,6 +732,7 @@ int repl_send(struct journal *j, const char *from_snap, const char *to_snap,
 	}
 	r = 0;
 out:
+	estimate_stop(&s, true);
 	/* also on failure: what an interrupted attempt carried counts in totals */
 	if (ret_stats && s.w) {
 		uint64_t n = repl_writer_next_seq(s.w) - 1;

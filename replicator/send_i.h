@@ -66,6 +66,7 @@ struct send {
 	size_t ahead_n;
 	uint64_t ahead_bytes;
 	struct send_ra *ra;         /* the read-ahead helper; NULL: hints inline */
+	struct send_estimate *est;  /* the thread adding up progress totals (send.c) */
 	uint64_t data_sent;
 	uint64_t files;
 };

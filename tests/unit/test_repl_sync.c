@@ -1336,6 +1336,35 @@ static void test_leftover_directories(void **state)
 	compare_snap(f, "s1");
 }
 
+static void last_progress(void *arg, const struct repl_send_progress *p)
+{
+	*(struct repl_send_progress *)arg = *p;
+}
+
+/*
+ * Progress totals are added up on a thread of their own while the stream
+ * goes; the last report has them, and they match what was done.
+ */
+static void test_progress_totals(void **state)
+{
+	struct fx *f = *state;
+	struct repl_send_progress last = { 0 };
+	struct repl_send_opts so = { .one_way = true, .progress = last_progress,
+				     .progress_arg = &last };
+	struct repl_transport *t;
+
+	build_tree(&f->src);
+	snap(&f->src, "s1");
+	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
+	assert_int_equal(repl_send(f->src.j, NULL, "s1", t, &so, NULL), 0);
+	repl_transport_close(t);
+	/* a/b/f1, a/b/f2 (also 'hard'), sparse (holes included), big */
+	assert_int_equal(last.files_total, 4);
+	assert_int_equal(last.bytes_total, 100000 + 3000 + (3 * 1048576 + 5000) + 2 * 1048576 + 12345);
+	assert_int_equal(last.bytes_done, last.bytes_total);
+	assert_int_equal(last.files_done, last.files_total);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1354,6 +1383,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_second_source_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_from_missing_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_way_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_progress_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftovers_of_a_killed_receiver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftover_directories, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_name_given_to_another, setup, teardown),
