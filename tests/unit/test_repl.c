@@ -661,9 +661,9 @@ static void test_reordered_records(void **state)
 	buf_free(&b);
 }
 
-/* A stream: hello, then one raw record, then (if body) a matching trailer. */
-static int raw_stream(unsigned type, unsigned flags, const void *payload, size_t len,
-		      char *msg, size_t msgsz)
+/* A stream: hello (unless NULL), then one raw record; what the reader makes of it. */
+static int raw_stream_after(const struct repl_hello *h, unsigned type, unsigned flags,
+			    const void *payload, size_t len, char *msg, size_t msgsz)
 {
 	struct repl_transport *t;
 	struct repl_writer *w;
@@ -672,7 +672,8 @@ static int raw_stream(unsigned type, unsigned flags, const void *payload, size_t
 
 	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
 	assert_int_equal(repl_writer_new(t, NULL, &w), 0);
-	assert_int_equal(repl_writer_hello(w, &hello_full), 0);
+	if (h)
+		assert_int_equal(repl_writer_hello(w, h), 0);
 	assert_int_equal(repl_writer_raw(w, type, flags, payload, len), 0);
 	assert_int_equal(repl_writer_flush(w), 0);
 	repl_writer_free(w);
@@ -680,6 +681,12 @@ static int raw_stream(unsigned type, unsigned flags, const void *payload, size_t
 	rc = read_stream(b.p, b.len, 0, NULL, msg, msgsz);
 	buf_free(&b);
 	return rc;
+}
+
+static int raw_stream(unsigned type, unsigned flags, const void *payload, size_t len,
+		      char *msg, size_t msgsz)
+{
+	return raw_stream_after(&hello_full, type, flags, payload, len, msg, msgsz);
 }
 
 static size_t put_le(uint8_t *p, uint64_t v, int bytes)
@@ -732,11 +739,8 @@ static void test_unknown_type_and_flags(void **state)
 
 static void test_version_and_magic(void **state)
 {
-	struct repl_transport *t;
-	struct repl_writer *w;
 	uint8_t p[64];
 	size_t n = 0;
-	struct buf b;
 	char msg[400];
 
 	(void)state;
@@ -750,50 +754,22 @@ static void test_version_and_magic(void **state)
 	n += put_le(p + n, 1, 2);
 	p[n++] = 'S';
 
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_writer_new(t, NULL, &w), 0);
-	assert_int_equal(repl_writer_raw(w, REPL_REC_HELLO, 0, p, n), 0);
-	assert_int_equal(repl_writer_flush(w), 0);
-	repl_writer_free(w);
-	b = take_output(t);
-	assert_int_equal(read_stream(b.p, b.len, 0, NULL, msg, sizeof(msg)), -EPROTONOSUPPORT);
+	assert_int_equal(raw_stream_after(NULL, REPL_REC_HELLO, 0, p, n, msg, sizeof(msg)), -EPROTONOSUPPORT);
 	assert_string_equal(msg, "stream header: unsupported stream version 9 (this mirrorfs speaks 2)");
-	buf_free(&b);
 
 	/* Version 1 had the same records in another order: refused too. */
 	put_le(p + 8, 1, 4);
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_writer_new(t, NULL, &w), 0);
-	assert_int_equal(repl_writer_raw(w, REPL_REC_HELLO, 0, p, n), 0);
-	assert_int_equal(repl_writer_flush(w), 0);
-	repl_writer_free(w);
-	b = take_output(t);
-	assert_int_equal(read_stream(b.p, b.len, 0, NULL, msg, sizeof(msg)), -EPROTONOSUPPORT);
+	assert_int_equal(raw_stream_after(NULL, REPL_REC_HELLO, 0, p, n, msg, sizeof(msg)), -EPROTONOSUPPORT);
 	assert_string_equal(msg, "stream header: unsupported stream version 1 (this mirrorfs speaks 2)");
-	buf_free(&b);
 
 	/* The current version with the same fields is accepted up to the missing trailer. */
 	put_le(p + 8, REPL_STREAM_VERSION, 4);
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_writer_new(t, NULL, &w), 0);
-	assert_int_equal(repl_writer_raw(w, REPL_REC_HELLO, 0, p, n), 0);
-	assert_int_equal(repl_writer_flush(w), 0);
-	repl_writer_free(w);
-	b = take_output(t);
-	assert_int_equal(read_stream(b.p, b.len, 0, NULL, msg, sizeof(msg)), -EBADMSG);
+	assert_int_equal(raw_stream_after(NULL, REPL_REC_HELLO, 0, p, n, msg, sizeof(msg)), -EBADMSG);
 	assert_string_equal(msg, "record 1: stream truncated before the trailer");
-	buf_free(&b);
 
 	/* Bad magic; and something that is not a stream at all. */
 	memcpy(p, "MIRRORFZ", 8);
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_writer_new(t, NULL, &w), 0);
-	assert_int_equal(repl_writer_raw(w, REPL_REC_HELLO, 0, p, n), 0);
-	assert_int_equal(repl_writer_flush(w), 0);
-	repl_writer_free(w);
-	b = take_output(t);
-	assert_int_equal(read_stream(b.p, b.len, 0, NULL, msg, sizeof(msg)), -EBADMSG);
-	buf_free(&b);
+	assert_int_equal(raw_stream_after(NULL, REPL_REC_HELLO, 0, p, n, msg, sizeof(msg)), -EBADMSG);
 	const char *banner = "This account is currently not available.\n";
 	assert_int_equal(read_stream((const uint8_t *)banner, strlen(banner), 0, NULL, msg,
 				     sizeof(msg)), -EBADMSG);

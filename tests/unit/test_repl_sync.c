@@ -994,40 +994,74 @@ static void test_from_missing_refused(void **state)
 	compare_snap(f, "s3");
 }
 
+/* ---- one-way streams in memory ------------------------------------------------------ */
+
+struct stream {
+	uint8_t *p;
+	size_t len;
+};
+
+/* The stream written by transport `t` (closed), as a copy of our own. */
+static struct stream stream_take(struct repl_transport *t)
+{
+	struct stream st;
+	const void *out;
+
+	repl_transport_mem_output(t, &out, &st.len);
+	st.p = malloc(st.len ? st.len : 1);
+	assert_non_null(st.p);
+	memcpy(st.p, out, st.len);
+	repl_transport_close(t);
+	return st;
+}
+
+/* `mirrorfs send` of snapshot `to` (full), into memory. */
+static struct stream send_full(struct side *src, const char *to,
+			       const struct repl_send_opts *opts)
+{
+	struct repl_send_opts so = opts ? *opts : (struct repl_send_opts){ 0 };
+	struct repl_transport *t;
+
+	so.one_way = true;
+	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
+	assert_int_equal(repl_send(src->j, NULL, to, t, &so, NULL), 0);
+	return stream_take(t);
+}
+
+/* `mirrorfs receive` of the first `len` bytes of `st` into `dst`: repl_serve()'s result. */
+static int receive_mem(struct side *dst, const struct stream *st, size_t len,
+		       struct repl_serve_stats *ret_stats)
+{
+	struct repl_serve_opts ro = { .one_way = true };
+	struct repl_serve_stats rst;
+	struct repl_transport *t;
+	int r;
+
+	assert_int_equal(repl_transport_mem_new(st->p, len, &t), 0);
+	r = repl_serve(dst->j, NULL, t, &ro, ret_stats ? ret_stats : &rst);
+	repl_transport_close(t);
+	return r;
+}
+
 /* `mirrorfs send > FILE` and `mirrorfs receive < FILE`: one-way, no replies. */
 static void test_one_way_file(void **state)
 {
 	struct fx *f = *state;
-	struct repl_send_opts so = { .one_way = true };
-	struct repl_serve_opts ro = { .one_way = true };
 	struct repl_serve_stats rst;
-	struct repl_transport *t;
-	const void *out;
-	size_t len;
-	void *copy;
+	struct stream st;
 
 	build_tree(&f->src);
 	snap(&f->src, "s1");
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_send(f->src.j, NULL, "s1", t, &so, NULL), 0);
-	repl_transport_mem_output(t, &out, &len);
-	copy = malloc(len);
-	assert_non_null(copy);
-	memcpy(copy, out, len);
-	repl_transport_close(t);
+	st = send_full(&f->src, "s1", NULL);
 
 	/* truncated: refused, nothing snapshotted; then the whole file resumes */
-	assert_int_equal(repl_transport_mem_new(copy, len / 2, &t), 0);
-	assert_true(repl_serve(f->dst.j, NULL, t, &ro, &rst) < 0);
-	repl_transport_close(t);
+	assert_true(receive_mem(&f->dst, &st, st.len / 2, &rst) < 0);
 	assert_no_snap(&f->dst, "s1");
-	assert_int_equal(repl_transport_mem_new(copy, len, &t), 0);
-	if (repl_serve(f->dst.j, NULL, t, &ro, &rst) != 0)
+	if (receive_mem(&f->dst, &st, st.len, &rst) != 0)
 		fail_msg("receive: %s", repl_last_errmsg());
-	repl_transport_close(t);
 	assert_string_equal(rst.last_snapshot, "s1");
 	compare_snap(f, "s1");
-	free(copy);
+	free(st.p);
 }
 
 /* ---- streams written by hand ------------------------------------------------------ */
@@ -1038,13 +1072,9 @@ enum { HM_A = 10, HM_B = 11 };
 static int receive_hand_made(struct fx *f, void (*body)(struct repl_writer *))
 {
 	struct repl_hello h = { .source_uuid = "0b9c1a52-3f4e-4d5a-9c6b-7e8f90a1b2c3", .to_snap = "s1" };
-	struct repl_serve_opts ro = { .one_way = true };
-	struct repl_serve_stats rst;
 	struct repl_transport *t;
 	struct repl_writer *w;
-	const void *out;
-	size_t len;
-	void *copy;
+	struct stream st;
 	int r;
 
 	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
@@ -1054,15 +1084,9 @@ static int receive_hand_made(struct fx *f, void (*body)(struct repl_writer *))
 	assert_int_equal(repl_writer_trailer(w), 0);
 	assert_int_equal(repl_writer_flush(w), 0);
 	repl_writer_free(w);
-	repl_transport_mem_output(t, &out, &len);
-	copy = malloc(len);
-	assert_non_null(copy);
-	memcpy(copy, out, len);
-	repl_transport_close(t);
-	assert_int_equal(repl_transport_mem_new(copy, len, &t), 0);
-	r = repl_serve(f->dst.j, NULL, t, &ro, &rst);
-	repl_transport_close(t);
-	free(copy);
+	st = stream_take(t);
+	r = receive_mem(&f->dst, &st, st.len, NULL);
+	free(st.p);
 	return r;
 }
 
@@ -1177,20 +1201,53 @@ static const struct repl_transport_ops dying_ops = {
  * stream received again replays those records: each leftover gives way to
  * the object the stream names, and the replica ends equal to the source.
  */
+/*
+ * A crash of the replica's owner: `child` runs in a forked process with
+ * the replica's journal open in inline mode (a change is committed only
+ * when something waits for it) and ends with _exit(0); then the journal
+ * is opened again here, which recovers.
+ */
+static void crash_child(struct fx *f, void (*child)(struct journal *j, void *arg), void *arg)
+{
+	struct journal_open_opts o = { .flags = JOURNAL_OPEN_NO_START };
+	struct journal *j;
+	int status;
+	pid_t pid;
+
+	assert_int_equal(journal_close(f->dst.j), 0);
+	f->dst.j = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (journal_open(f->dst.dir, &o, &j) < 0)
+			_exit(1);
+		child(j, arg);
+		_exit(2);   /* the child was to end the process itself */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(journal_open(f->dst.dir, NULL, &f->dst.j), 0);
+}
+
+/* Receive two thirds of a stream, then die. */
+static void die_receiving(struct journal *j, void *arg)
+{
+	const struct stream *str = arg;
+	struct dying dt = { .base = { .ops = &dying_ops, .timeout_ms = -1 },
+			    .p = str->p, .len = str->len, .die_after = str->len * 2 / 3 };
+	struct repl_serve_opts ro = { .one_way = true };
+	struct repl_serve_stats rst;
+
+	repl_serve(j, NULL, &dt.base, &ro, &rst);
+}
+
 static void test_leftovers_of_a_killed_receiver(void **state)
 {
 	struct fx *f = *state;
-	struct repl_send_opts so = { .one_way = true };
-	struct repl_serve_opts ro = { .one_way = true };
-	struct repl_serve_stats rst;
-	struct repl_transport *t;
 	struct stat st;
-	const void *out;
-	size_t len;
-	uint8_t *copy;
-	char p[64], q[64];
-	pid_t pid;
-	int status;
+	struct stream str;
+	char p[64], q[64], path[128];
 
 	for (int d = 0; d < 3; d++) {
 		snprintf(p, sizeof(p), "d%d", d);
@@ -1207,48 +1264,17 @@ static void test_leftovers_of_a_killed_receiver(void **state)
 		ln(&f->src, p, q);
 	}
 	snap(&f->src, "s1");
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_send(f->src.j, NULL, "s1", t, &so, NULL), 0);
-	repl_transport_mem_output(t, &out, &len);
-	copy = malloc(len);
-	assert_non_null(copy);
-	memcpy(copy, out, len);
-	repl_transport_close(t);
+	str = send_full(&f->src, "s1", NULL);
 
-	assert_int_equal(journal_close(f->dst.j), 0);
-	f->dst.j = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		/* inline mode: nothing commits before the resume position is saved */
-		struct journal_open_opts o = { .flags = JOURNAL_OPEN_NO_START };
-		struct dying dt = { .base = { .ops = &dying_ops, .timeout_ms = -1 },
-				    .p = copy, .len = len, .die_after = len * 2 / 3 };
-		struct journal *j;
+	crash_child(f, die_receiving, &str);
+	/* what the child made before it died is there */
+	snprintf(path, sizeof(path), "%s/d1/sub", f->dst.dir);
+	assert_int_equal(lstat(path, &st), 0);
 
-		if (journal_open(f->dst.dir, &o, &j) < 0)
-			_exit(1);
-		repl_serve(j, NULL, &dt.base, &ro, &rst);
-		_exit(2);   /* not reached: the stream is cut before its end */
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	/* what the child made is there, unknown to the journal until it recovers */
-	{
-		char path[128];
-
-		snprintf(path, sizeof(path), "%s/d1/sub", f->dst.dir);
-		assert_int_equal(lstat(path, &st), 0);
-	}
-	assert_int_equal(journal_open(f->dst.dir, NULL, &f->dst.j), 0);
-
-	assert_int_equal(repl_transport_mem_new(copy, len, &t), 0);
-	if (repl_serve(f->dst.j, NULL, t, &ro, &rst) != 0)
+	if (receive_mem(&f->dst, &str, str.len, NULL) != 0)
 		fail_msg("receive after the crash: %s", repl_last_errmsg());
-	repl_transport_close(t);
 	compare_snap(f, "s1");
-	free(copy);
+	free(str.p);
 }
 
 /* The marker of a stream to `to` in progress, as the receiver writes it (recv.c). */
@@ -1268,72 +1294,44 @@ static void mark_in_progress(struct fx *f, const char *to)
  * The same with leftovers made by hand: whole directories with entries,
  * which the receiver must set aside and empty into their successors.
  */
+/* Mark the root dirty, make what a receiver of build_tree() makes first, and die. */
+static void leave_directories(struct journal *j, void *arg)
+{
+	struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = 0755 };
+	int rfd = journal_root_fd(j), fd;
+
+	(void)arg;
+	if (journal_setattr(j, rfd, -1, ROOT, &a, NULL) < 0)
+		_exit(3);
+	if (mkdirat(rfd, "a", 0755) < 0 || mkdirat(rfd, "a/b", 0755) < 0)
+		_exit(4);
+	fd = openat(rfd, "a/b/f1", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, "stale", 5) != 5)
+		_exit(5);
+	close(fd);
+	fd = openat(rfd, "empty", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	if (fd < 0)
+		_exit(6);
+	close(fd);
+	_exit(0);
+}
+
 static void test_leftover_directories(void **state)
 {
 	struct fx *f = *state;
-	struct repl_send_opts so = { .one_way = true };
-	struct repl_serve_opts ro = { .one_way = true };
-	struct repl_serve_stats rst;
-	struct repl_transport *t;
-	const void *out;
-	size_t len;
-	pid_t pid;
-	int status;
+	struct stream str;
 
 	build_tree(&f->src);
 	snap(&f->src, "s1");
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_send(f->src.j, NULL, "s1", t, &so, NULL), 0);
+	str = send_full(&f->src, "s1", NULL);
 
 	mark_in_progress(f, "s1");   /* the stream had begun */
-	assert_int_equal(journal_close(f->dst.j), 0);
-	f->dst.j = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct journal_open_opts o = { .flags = JOURNAL_OPEN_NO_START };
-		struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = 0755 };
-		struct journal *j;
-		int rfd, fd;
+	crash_child(f, leave_directories, NULL);
 
-		if (journal_open(f->dst.dir, &o, &j) < 0)
-			_exit(1);
-		rfd = journal_root_fd(j);
-		/* the root marked dirty, then what a receiver made before it died */
-		if (journal_setattr(j, rfd, -1, ROOT, &a, NULL) < 0)
-			_exit(2);
-		if (mkdirat(rfd, "a", 0755) < 0 || mkdirat(rfd, "a/b", 0755) < 0)
-			_exit(3);
-		fd = openat(rfd, "a/b/f1", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-		if (fd < 0 || write(fd, "stale", 5) != 5)
-			_exit(4);
-		close(fd);
-		fd = openat(rfd, "empty", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-		if (fd < 0)
-			_exit(5);
-		close(fd);
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(journal_open(f->dst.dir, NULL, &f->dst.j), 0);
-
-	repl_transport_mem_output(t, &out, &len);
-	{
-		void *copy = malloc(len);
-		struct repl_transport *in;
-
-		assert_non_null(copy);
-		memcpy(copy, out, len);
-		assert_int_equal(repl_transport_mem_new(copy, len, &in), 0);
-		if (repl_serve(f->dst.j, NULL, in, &ro, &rst) != 0)
-			fail_msg("receive after the crash: %s", repl_last_errmsg());
-		repl_transport_close(in);
-		free(copy);
-	}
-	repl_transport_close(t);
+	if (receive_mem(&f->dst, &str, str.len, NULL) != 0)
+		fail_msg("receive after the crash: %s", repl_last_errmsg());
 	compare_snap(f, "s1");
+	free(str.p);
 }
 
 static void last_progress(void *arg, const struct repl_send_progress *p)
@@ -1349,15 +1347,11 @@ static void test_progress_totals(void **state)
 {
 	struct fx *f = *state;
 	struct repl_send_progress last = { 0 };
-	struct repl_send_opts so = { .one_way = true, .progress = last_progress,
-				     .progress_arg = &last };
-	struct repl_transport *t;
+	struct repl_send_opts so = { .progress = last_progress, .progress_arg = &last };
 
 	build_tree(&f->src);
 	snap(&f->src, "s1");
-	assert_int_equal(repl_transport_mem_new(NULL, 0, &t), 0);
-	assert_int_equal(repl_send(f->src.j, NULL, "s1", t, &so, NULL), 0);
-	repl_transport_close(t);
+	free(send_full(&f->src, "s1", &so).p);
 	/* a/b/f1, a/b/f2 (also 'hard'), sparse (holes included), big */
 	assert_int_equal(last.files_total, 4);
 	assert_int_equal(last.bytes_total, 100000 + 3000 + (3 * 1048576 + 5000) + 2 * 1048576 + 12345);
