@@ -461,6 +461,28 @@ static int leftover_clear(struct recv *c, int dfd, uint64_t dj, const char *name
 
 /* ---- namespace ---------------------------------------------------------------------- */
 
+/*
+ * The object of a CREATE. A regular file is opened as it is made and kept
+ * as the file to write (its DATA follows at once, see send.c).
+ */
+static int make_object(struct recv *c, const struct journal_cred *cred, int dfd, uint64_t dj,
+		       const struct repl_create *cr, struct stat *st)
+{
+	int fd, r;
+
+	if (!S_ISREG(cr->mode))
+		return journal_mknod(c->j, cred, dfd, dj, cr->name, cr->mode,
+				     makedev(cr->rdev_major, cr->rdev_minor), cr->target, st);
+	r = journal_create(c->j, cred, dfd, dj, cr->name, O_RDWR | O_EXCL, cr->mode & 07777,
+			   &fd, st);
+	if (r < 0)
+		return r;
+	file_close(c);
+	c->file_ino = cr->ino;
+	c->file_fd = fd;
+	return 0;
+}
+
 static int apply_create(struct recv *c, const struct repl_create *cr)
 {
 	struct journal_cred cred = { .uid = cr->uid, .gid = cr->gid, .ino = cr->ino };
@@ -488,16 +510,14 @@ static int apply_create(struct recv *c, const struct repl_create *cr)
 	r = dir_get_or_fail(c, cr->parent, &dfd, &dj);
 	if (r < 0)
 		return r;
-	r = journal_mknod(c->j, &cred, dfd, dj, cr->name, cr->mode,
-			  makedev(cr->rdev_major, cr->rdev_minor), cr->target, &st);
+	r = make_object(c, &cred, dfd, dj, cr, &st);
 	if (r == -EEXIST) {
 		int k = leftover_clear(c, dfd, dj, cr->name, S_ISDIR(cr->mode), &aside);
 
 		if (k < 0)
 			return k;
 		if (k > 0)
-			r = journal_mknod(c->j, &cred, dfd, dj, cr->name, cr->mode,
-					  makedev(cr->rdev_major, cr->rdev_minor), cr->target, &st);
+			r = make_object(c, &cred, dfd, dj, cr, &st);
 	}
 	if (r == -ESTALE)
 		return repl_recv_fail(c, r, "inode %" PRIu64 " was deleted on the replica", cr->ino);
