@@ -109,10 +109,10 @@ static int q_int(sqlite3_stmt *s, uint64_t a, uint64_t b, bool bind_b, int64_t *
 /* Depth of directory `dir` at `seq` (root 0); memoised in `m`. */
 static int depth_at(struct diff *d, struct u64map *m, uint64_t dir, uint64_t seq, uint32_t *ret)
 {
-	uint64_t chain[256], v;
+	uint64_t chain[256], v = 0;
 	size_t n = 0;
 	uint32_t depth;
-	int64_t parent;
+	int64_t parent = 0;
 	int r;
 
 	/* Walk up until a known depth or the root; then fill in downwards. */
@@ -163,8 +163,8 @@ static int alive_at_s(struct diff *d, uint64_t ino, bool *ret)
 
 static int type_of(struct diff *d, uint64_t ino, uint32_t *ret)
 {
-	uint64_t v;
-	int64_t t;
+	uint64_t v = 0;
+	int64_t t = 0;
 	int r;
 
 	if (!u64map_get(&d->types, ino, &v)) {
@@ -183,7 +183,7 @@ static int type_of(struct diff *d, uint64_t ino, uint32_t *ret)
 /* Size of a regular file as snapshot `to` saw it. */
 static int size_at_s(struct diff *d, uint64_t ino, uint64_t *ret)
 {
-	int64_t v;
+	int64_t v = 0;
 	int r;
 
 	r = q_int(d->st_size_cow, ino, d->s, true, &v);

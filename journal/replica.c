@@ -30,7 +30,7 @@ int journal_replica_owner(struct journal *j, char ret_owner[37])
 	}
 	if (r < 0)
 		return r;
-	snprintf(ret_owner, 37, "%s", buf);
+	snprintf(ret_owner, 37, "%.36s", buf);
 	return 0;
 }
 
@@ -73,7 +73,7 @@ int journal_replica_claim(struct journal *j, const char *source_id, char ret_own
 	if (r == 0 && owner[0]) {
 		if (strcmp(owner, source_id) != 0) {
 			if (ret_owner)
-				snprintf(ret_owner, 37, "%s", owner);
+				snprintf(ret_owner, 37, "%.36s", owner);
 			r = -EEXIST;
 		}
 		return jtxn_end(j, c, r);

@@ -456,7 +456,7 @@ static int send_xattrs(struct send *s, uint64_t ino)
 {
 	struct xattrs xf = { 0 }, xt = { 0 };
 	void *vt = NULL, *vf = NULL;
-	size_t lt, lf;
+	size_t lt = 0, lf = 0;
 	int r;
 
 	r = xattrs_list(s->j, s->to_id, ino, &xt);

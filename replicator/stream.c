@@ -172,7 +172,7 @@ static int commit(struct repl_writer *w, unsigned type, unsigned flags, uint64_t
 /* Encode and frame a validated record. */
 static int put(struct repl_writer *w, const struct repl_record *rec, bool flush)
 {
-	uint8_t *p;
+	uint8_t *p = NULL;
 	size_t n;
 	int r;
 
@@ -335,7 +335,7 @@ static ssize_t try_compress(struct repl_writer *w, uint8_t *dst, const uint8_t *
 static int emit_data_chunk(struct repl_writer *w, uint64_t seq, uint64_t ino, uint64_t off,
 			   const uint8_t *src, size_t n)
 {
-	uint8_t *p;
+	uint8_t *p = NULL;
 	ssize_t z;
 	unsigned flags = 0;
 	int r;
