@@ -335,6 +335,21 @@ static int obj_open(struct recv *c, uint64_t ino, int *ret_fd)
 	return 0;
 }
 
+/*
+ * An fd of object `ino` to change its attributes: the file open for
+ * writing if it is that one (*ret_own false), else an O_PATH fd the
+ * caller closes.
+ */
+static int attr_fd(struct recv *c, uint64_t ino, int *ret_fd, bool *ret_own)
+{
+	*ret_own = c->file_ino != ino;
+	if (!*ret_own) {
+		*ret_fd = c->file_fd;
+		return 0;
+	}
+	return obj_open(c, ino, ret_fd);
+}
+
 static bool replaying(const struct recv *c)
 {
 	return c->rec && c->rec->seq <= c->replay_hi;
@@ -352,9 +367,10 @@ static bool replaying(const struct recv *c)
  * place, where their own records find them or replace them in turn.
  */
 
+/* Only met while replaying: afterwards a local object in the way is divergence. */
 static bool is_leftover(const struct recv *c, uint64_t ino)
 {
-	return ino >= JOURNAL_LOCAL_INO_BASE && ino != c->staging_ino;
+	return replaying(c) && ino >= JOURNAL_LOCAL_INO_BASE && ino != c->staging_ino;
 }
 
 /*
@@ -436,9 +452,8 @@ static int leftover_merge(struct recv *c, uint64_t aside, uint64_t dir)
 }
 
 /*
- * Replaying, `name` in `dfd` must be free for the record's object (a
- * directory: `into_dir`): if a leftover holds it, move it away (*ret_aside
- * as leftover_away()); 1 if so, 0 if the name holds no leftover.
+ * A CREATE found `name` in `dfd` taken: if a leftover holds it, move it
+ * away (*ret_aside as leftover_away()); 1 if so, 0 if it is no leftover.
  */
 static int leftover_clear(struct recv *c, int dfd, uint64_t dj, const char *name,
 			  bool into_dir, uint64_t *ret_aside)
@@ -449,7 +464,7 @@ static int leftover_clear(struct recv *c, int dfd, uint64_t dj, const char *name
 
 	*ret_aside = 0;
 	if (!replaying(c))
-		return 0;
+		return 0;   /* no lookup: there is no leftover to find */
 	r = repl_recv_entry_get(c, dfd, name, &cur, &st);
 	if (r < 0)
 		return repl_recv_fail(c, r, "cannot look up '%s'", name);
@@ -532,12 +547,14 @@ static int apply_create(struct recv *c, const struct repl_create *cr)
 	/* the umask may have cut permission bits: SETATTR would fix them later, do it now */
 	if (!S_ISLNK(cr->mode) && (st.st_mode & 07777) != (cr->mode & 07777)) {
 		struct journal_attr a = { .valid = JOURNAL_ATTR_MODE, .mode = cr->mode & 07777 };
+		bool own;
 
-		r = obj_open(c, cr->ino, &fd);
+		r = attr_fd(c, cr->ino, &fd, &own);
 		if (r < 0)
 			return r;
 		r = journal_setattr(c->j, fd, -1, cr->ino, &a, NULL);
-		close(fd);
+		if (own)
+			close(fd);
 		if (r < 0)
 			return repl_recv_fail(c, r, "cannot set the mode of inode %" PRIu64, cr->ino);
 	}
@@ -546,7 +563,8 @@ static int apply_create(struct recv *c, const struct repl_create *cr)
 
 static int apply_link(struct recv *c, const struct repl_link *l)
 {
-	uint64_t dj, cur;
+	uint64_t dj, cur, aside;
+	struct stat st;
 	int fd, dfd, r;
 
 	if ((r = check_ino(c, l->ino, "linked")) < 0 || (r = check_dir_ino(c, l->parent)) < 0 ||
@@ -556,19 +574,15 @@ static int apply_link(struct recv *c, const struct repl_link *l)
 	r = dir_get_or_fail(c, l->parent, &dfd, &dj);
 	if (r < 0)
 		return r;
-	r = repl_recv_entry_get(c, dfd, l->name, &cur, NULL);
+	r = repl_recv_entry_get(c, dfd, l->name, &cur, &st);
 	if (r < 0)
 		return repl_recv_fail(c, r, "cannot look up '%s' in directory %" PRIu64, l->name, l->parent);
 	if (r > 0 && cur == l->ino)
 		return 0;
-	if (r > 0 && is_leftover(c, cur)) {
-		uint64_t aside;
-
-		r = leftover_clear(c, dfd, dj, l->name, false, &aside);
-		if (r < 0)
-			return r;
-		r = r > 0 ? 0 : 1;
-	}
+	if (r > 0 && is_leftover(c, cur))
+		r = leftover_away(c, dfd, dj, l->name, cur, &st, false, &aside);
+	if (r < 0)
+		return r;
 	if (r > 0)
 		return repl_recv_fail(c, -EEXIST, "'%s' in directory %" PRIu64 " is inode %" PRIu64
 				 ", not %" PRIu64, l->name, l->parent, cur, l->ino);
@@ -634,7 +648,7 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 	uint64_t odj = 0, ndj, src = 0, dst = 0, aside = 0;
 	int odfd = -1, ndfd, rs = 0, rd, r, fd;
 	struct recv_hint *h;
-	struct stat sst;
+	struct stat sst, dst_st;
 
 	if (rn->flags & REPL_RENAME_EXCHANGE)
 		return repl_recv_fail(c, -EINVAL, "exchange records are not applied (not idempotent)");
@@ -664,7 +678,7 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 			return repl_recv_fail(c, rs, "cannot look up '%s' in directory %" PRIu64,
 					 rn->old_name, rn->old_parent);
 	}
-	rd = repl_recv_entry_get(c, ndfd, rn->new_name, &dst, NULL);
+	rd = repl_recv_entry_get(c, ndfd, rn->new_name, &dst, &dst_st);
 	if (rd < 0)
 		return repl_recv_fail(c, rd, "cannot look up '%s' in directory %" PRIu64,
 				 rn->new_name, rn->new_parent);
@@ -682,10 +696,11 @@ static int apply_rename(struct recv *c, const struct repl_rename *rn)
 			return 0;
 		}
 		if (rd > 0 && is_leftover(c, dst)) {
-			r = leftover_clear(c, ndfd, ndj, rn->new_name, S_ISDIR(sst.st_mode), &aside);
+			r = leftover_away(c, ndfd, ndj, rn->new_name, dst, &dst_st,
+					  S_ISDIR(sst.st_mode), &aside);
 			if (r < 0)
 				return r;
-			rd = r > 0 ? 0 : rd;
+			rd = 0;
 		}
 		if (rd > 0 && (rn->flags & REPL_RENAME_NOREPLACE))
 			return repl_recv_fail(c, -EEXIST, "cannot rename '%s' to '%s' in directory %"
@@ -727,19 +742,14 @@ static int apply_setattr(struct recv *c, const struct repl_setattr *a)
 	struct journal_attr ja = { 0 };
 	struct stat st;
 	int fd, wfd = -1, r;
-	bool chowned = false, own = true;
+	bool chowned = false, own;
 
 	if (a->ino != JOURNAL_ROOT_INO && (r = check_ino(c, a->ino, "changed")) < 0)
 		return r;
-	if (c->file_ino == a->ino) {
-		/* the file its DATA just wrote (a created file's records come together) */
-		fd = c->file_fd;
-		own = false;
-	} else {
-		r = obj_open(c, a->ino, &fd);
-		if (r < 0)
-			return r;
-	}
+	/* a created file's SETATTR follows its DATA: the fd it wrote with */
+	r = attr_fd(c, a->ino, &fd, &own);
+	if (r < 0)
+		return r;
 	if (fstat(fd, &st) < 0) {
 		r = repl_recv_fail(c, -errno, "cannot stat inode %" PRIu64, a->ino);
 		goto out;
