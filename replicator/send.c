@@ -410,7 +410,6 @@ static int on_create(struct send *s, const struct journal_diff *d)
 	r = journal_snap_stat(s->j, s->to_id, d->ino, &st);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot stat inode %" PRIu64 " in the snapshot", d->ino);
-	sattrs_put(&s->attrs, d->ino, &st);
 	if (S_ISLNK(st.st_mode)) {
 		r = journal_snap_readlink(s->j, s->to_id, d->ino, target, sizeof(target) - 1, &len);
 		if (r == 0 && (len == 0 || len > REPL_SYMLINK_MAX))
@@ -444,8 +443,9 @@ static int on_create(struct send *s, const struct journal_diff *d)
 		r = inoset_add(&s->inlined, d->ino);
 		if (r < 0)
 			return repl_send_sfail(s, r, "cannot track inode %" PRIu64, d->ino);
-		return repl_send_create_file(s, &c, (uint64_t)st.st_size);
+		return repl_send_create_file(s, &c, &st);
 	}
+	sattrs_put(&s->attrs, d->ino, &st);   /* for its ATTR, after all the data */
 	r = repl_writer_create(s->w, &c);
 	return r < 0 ? repl_send_wfail(s, r) : 0;
 }

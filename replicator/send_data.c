@@ -242,7 +242,7 @@ static void send_willneed(struct send *s, struct journal_snapfile *f, off_t off,
 
 /* Queue [off, off + len) of `ino` (len 0: nothing to read) and read its head ahead. */
 static int ahead_add(struct send *s, uint64_t ino, uint64_t off, uint64_t len,
-		     struct repl_create *cr)
+		     struct send_created *cf)
 {
 	struct send_ahead *a;
 	int r;
@@ -262,7 +262,7 @@ static int ahead_add(struct send *s, uint64_t ino, uint64_t off, uint64_t len,
 		send_willneed(s, a->f, (off_t)off, (off_t)UTIL_MIN(len, SEND_AHEAD_HEAD));
 		s->ahead_bytes += UTIL_MIN(len, SEND_AHEAD_HEAD);
 	}
-	a->cr = cr;
+	a->cf = cf;
 	s->ahead_n++;
 	return 0;
 }
@@ -272,41 +272,44 @@ int repl_send_data(struct send *s, const struct journal_diff *d)
 	return ahead_add(s, d->ino, d->off, d->len, NULL);
 }
 
-static void create_free(struct repl_create *c)
+static void created_free(struct send_created *cf)
 {
-	if (c) {
-		free((char *)c->name);
-		free(c);
+	if (cf) {
+		free((char *)cf->c.name);
+		free(cf);
 	}
 }
 
-int repl_send_create_file(struct send *s, const struct repl_create *c, uint64_t size)
+int repl_send_create_file(struct send *s, const struct repl_create *c, const struct stat *st)
 {
-	struct repl_create *cr = malloc(sizeof(*cr));
+	struct send_created *cf = malloc(sizeof(*cf));
 	int r;
 
-	if (cr) {
-		*cr = *c;
-		cr->target = NULL;
-		cr->name = strdup(c->name);
+	if (cf) {
+		cf->c = *c;
+		cf->c.target = NULL;
+		cf->c.name = strdup(c->name);
+		cf->st = *st;
 	}
-	if (!cr || !cr->name) {
-		free(cr);
+	if (!cf || !cf->c.name) {
+		free(cf);
 		return repl_send_sfail(s, -ENOMEM, "cannot queue inode %" PRIu64, c->ino);
 	}
-	r = ahead_add(s, c->ino, 0, size, cr);
+	r = ahead_add(s, c->ino, 0, (uint64_t)st->st_size, cf);
 	if (r < 0)
-		create_free(cr);
+		created_free(cf);
 	return r;
 }
+
+static int send_attr_of(struct send *s, uint64_t ino, const struct stat *st);
 
 /* One queued entry: the CREATE of an inlined file first and its ATTR last. */
 static int send_ahead_one(struct send *s, const struct send_ahead *a)
 {
 	int r;
 
-	if (a->cr) {
-		r = repl_writer_create(s->w, a->cr);
+	if (a->cf) {
+		r = repl_writer_create(s->w, &a->cf->c);
 		if (r < 0)
 			return repl_send_wfail(s, r);
 	}
@@ -315,10 +318,7 @@ static int send_ahead_one(struct send *s, const struct send_ahead *a)
 		if (r < 0)
 			return r;
 	}
-	if (a->cr)
-		return repl_send_attr(s, &(struct journal_diff){ .kind = JDIFF_ATTR, .ino = a->ino,
-								 .type = S_IFREG });
-	return 0;
+	return a->cf ? send_attr_of(s, a->ino, &a->cf->st) : 0;
 }
 
 static int send_ahead_flush(struct send *s, bool send)
@@ -332,7 +332,7 @@ static int send_ahead_flush(struct send *s, bool send)
 			r = send_ahead_one(s, a);
 		if (a->f)
 			journal_snapfile_close(a->f);
-		create_free(a->cr);
+		created_free(a->cf);
 		*a = (struct send_ahead){ 0 };
 	}
 	s->ahead_n = 0;
@@ -519,32 +519,40 @@ out:
 	return r;
 }
 
+/* SETATTR from `st` (the object's stat in the snapshot), then the xattrs that differ. */
+static int send_attr_of(struct send *s, uint64_t ino, const struct stat *st)
+{
+	struct repl_setattr a = { .ino = ino };
+	int r;
+
+	a.valid = REPL_ATTR_UID | REPL_ATTR_GID | REPL_ATTR_ATIME | REPL_ATTR_MTIME;
+	a.uid = st->st_uid;
+	a.gid = st->st_gid;
+	if (!S_ISLNK(st->st_mode)) {
+		a.valid |= REPL_ATTR_MODE;
+		a.mode = st->st_mode & 07777;
+	}
+	if (S_ISREG(st->st_mode)) {
+		a.valid |= REPL_ATTR_SIZE;
+		a.size = (uint64_t)st->st_size;
+	}
+	a.atime_sec = st->st_atim.tv_sec;
+	a.atime_nsec = (uint32_t)st->st_atim.tv_nsec;
+	a.mtime_sec = st->st_mtim.tv_sec;
+	a.mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	r = repl_writer_setattr(s->w, &a);
+	if (r < 0)
+		return repl_send_wfail(s, r);
+	return send_xattrs(s, ino);
+}
+
 int repl_send_attr(struct send *s, const struct journal_diff *d)
 {
-	struct repl_setattr a = { .ino = d->ino };
 	struct stat st;
 	int r;
 
 	r = repl_send_attrs_get(s, d->ino, &st) ? 0 : journal_snap_stat(s->j, s->to_id, d->ino, &st);
 	if (r < 0)
 		return repl_send_sfail(s, r, "cannot stat inode %" PRIu64 " in the snapshot", d->ino);
-	a.valid = REPL_ATTR_UID | REPL_ATTR_GID | REPL_ATTR_ATIME | REPL_ATTR_MTIME;
-	a.uid = st.st_uid;
-	a.gid = st.st_gid;
-	if (!S_ISLNK(st.st_mode)) {
-		a.valid |= REPL_ATTR_MODE;
-		a.mode = st.st_mode & 07777;
-	}
-	if (S_ISREG(st.st_mode)) {
-		a.valid |= REPL_ATTR_SIZE;
-		a.size = (uint64_t)st.st_size;
-	}
-	a.atime_sec = st.st_atim.tv_sec;
-	a.atime_nsec = (uint32_t)st.st_atim.tv_nsec;
-	a.mtime_sec = st.st_mtim.tv_sec;
-	a.mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
-	r = repl_writer_setattr(s->w, &a);
-	if (r < 0)
-		return repl_send_wfail(s, r);
-	return send_xattrs(s, d->ino);
+	return send_attr_of(s, d->ino, &st);
 }

@@ -20,8 +20,9 @@ struct inoset {
 };
 
 /*
- * The attributes on_create() read for a created object, which its ATTR
- * entry (after all the data) needs again: keeping them saves a second stat
+ * The attributes on_create() read for a created object (not a file sent
+ * with its CREATE: struct send_created), which its ATTR entry (after all
+ * the data) needs again: keeping them saves a second stat
  * in the snapshot (four queries, an open and an fstat) per object. At most
  * SEND_ATTRS_MAX objects; beyond, ATTR stats again.
  */
@@ -36,6 +37,12 @@ struct sattr {
 struct sattrs {
 	struct sattr *v;
 	size_t cap, n;          /* cap: power of two */
+};
+
+/* A regular file created in place, sent as one group (send_data.c). */
+struct send_created {
+	struct repl_create c;       /* its CREATE; the name is owned */
+	struct stat st;             /* in the snapshot: what its ATTR sends */
 };
 
 /* DATA entries a sender reads ahead at most (send_data.c). */
@@ -60,7 +67,7 @@ struct send {
 	struct send_ahead {         /* DATA entries read ahead, not sent yet (send_data.c) */
 		uint64_t ino, off, len;
 		struct journal_snapfile *f;
-		struct repl_create *cr; /* a file created in place: its CREATE (owned) */
+		struct send_created *cf; /* a file created in place (owned) */
 	} ahead[SEND_AHEAD_FILES];
 	struct inoset inlined;      /* files whose DATA and ATTR went with their CREATE */
 	size_t ahead_n;
@@ -88,11 +95,11 @@ void repl_send_progress(struct send *s, bool final);
  */
 int repl_send_data(struct send *s, const struct journal_diff *d);
 /*
- * A regular file created in place, of `size` bytes in the snapshot: its
+ * A regular file created in place, `st` its stat in the snapshot: its
  * CREATE `c`, queued like a DATA entry; the flush sends the CREATE, all
  * its data and its ATTR together (see send.c).
  */
-int repl_send_create_file(struct send *s, const struct repl_create *c, uint64_t size);
+int repl_send_create_file(struct send *s, const struct repl_create *c, const struct stat *st);
 int repl_send_data_flush(struct send *s);
 /*
  * Start and stop the thread that issues the read-ahead hints of queued
