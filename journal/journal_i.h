@@ -470,8 +470,12 @@ int changes_name_at(struct jconn *c, uint64_t ino, uint64_t seq, uint64_t *ret_p
 		    char name[NAME_MAX + 1], size_t *ret_len);
 
 /* opencache.c (see journal_keep_open()) */
-/* 0 if `fd` is backing inode (dev, bino), else (or if fstat fails) -ESTALE. */
-int oc_check_backing(int fd, uint64_t dev, uint64_t bino);
+/*
+ * openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC), kept only if it is
+ * backing inode (dev, bino): 0, openat()'s -errno, or -ESTALE.
+ */
+int oc_open_backing_at(int dfd, const char *name, int flags, uint64_t dev, uint64_t bino,
+		       int *ret_fd);
 /*
  * Open object `ino` by its current name with `flags` (O_NOFOLLOW added),
  * checked to be backing inode (dev, bino): 0, a path error, -errno of

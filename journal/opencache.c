@@ -147,12 +147,19 @@ static void oc_dir_keep(uint64_t ino, int fd)
 	oc.dirs[victim] = (struct oc_dir){ .ino = ino, .used = ++oc.tick, .fd = fd };
 }
 
-int oc_check_backing(int fd, uint64_t dev, uint64_t bino)
+int oc_open_backing_at(int dfd, const char *name, int flags, uint64_t dev, uint64_t bino,
+		       int *ret_fd)
 {
 	struct stat st;
+	int fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
 
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != bino)
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != bino) {
+		close(fd);
 		return -ESTALE;
+	}
+	*ret_fd = fd;
 	return 0;
 }
 
@@ -180,7 +187,7 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 	uint64_t parent = 0;
 	bool kept = true;
 	size_t len = 0;
-	int pfd, fd = -1, r;
+	int pfd, r;
 
 	if (depth > 64)
 		return -ELOOP;   /* deeper trees: the walk from the root */
@@ -204,58 +211,30 @@ static int open_in_parent(struct journal *j, struct jconn *c, uint64_t ino, uint
 		oc_dir_keep(parent, pfd);
 		kept = false;
 	}
-	if (!ret_fd)
-		r = stat_backing_at(pfd, name, dev, bino, st);
-	else
-		r = (fd = openat(pfd, name, flags | O_NOFOLLOW | O_CLOEXEC)) < 0 ? -errno : 0;
-	if (r == -ENOENT || r == -ENOTDIR) {
-		if (kept)
-			oc_dir_forget(parent);   /* removed since: find it anew */
-		return r;
-	}
-	if (r < 0 || !ret_fd)
-		return r;
-	r = oc_check_backing(fd, dev, bino);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
+	r = ret_fd ? oc_open_backing_at(pfd, name, flags, dev, bino, ret_fd) :
+		stat_backing_at(pfd, name, dev, bino, st);
+	if ((r == -ENOENT || r == -ENOTDIR) && kept)
+		oc_dir_forget(parent);   /* removed since: find it anew */
+	return r;
 }
 
 int oc_open_current(struct journal *j, struct jconn *c, uint64_t ino, uint64_t dev,
 		    uint64_t bino, int flags, int *ret_fd, struct stat *st)
 {
 	char *path = NULL;
-	int fd, r;
+	int r;
 
-	if (ino == JOURNAL_ROOT_INO) {
-		if (!ret_fd)
-			return stat_backing_at(j->root_fd, "", dev, bino, st);
-		fd = openat(j->root_fd, ".", flags | O_CLOEXEC);
-	} else {
-		if (oc_active(j) && open_in_parent(j, c, ino, dev, bino, flags, 0, ret_fd, st) == 0)
-			return 0;
-		/* paths are relative to the root; no component may be a symlink */
-		r = changes_path_at(c, ino, UINT64_MAX, &path);
-		if (r < 0)
-			return r;
-		if (!ret_fd) {
-			r = stat_backing_at(j->root_fd, path + 1, dev, bino, st);
-			free(path);
-			return r;
-		}
-		fd = openat(j->root_fd, path + 1, flags | O_NOFOLLOW | O_CLOEXEC);
-		free(path);
-	}
-	if (fd < 0)
-		return -errno;
-	r = oc_check_backing(fd, dev, bino);
-	if (r < 0) {
-		close(fd);
+	if (ino == JOURNAL_ROOT_INO)
+		return ret_fd ? oc_open_backing_at(j->root_fd, ".", flags, dev, bino, ret_fd) :
+			stat_backing_at(j->root_fd, "", dev, bino, st);
+	if (oc_active(j) && open_in_parent(j, c, ino, dev, bino, flags, 0, ret_fd, st) == 0)
+		return 0;
+	/* paths are relative to the root; no component may be a symlink */
+	r = changes_path_at(c, ino, UINT64_MAX, &path);
+	if (r < 0)
 		return r;
-	}
-	*ret_fd = fd;
-	return 0;
+	r = ret_fd ? oc_open_backing_at(j->root_fd, path + 1, flags, dev, bino, ret_fd) :
+		stat_backing_at(j->root_fd, path + 1, dev, bino, st);
+	free(path);
+	return r;
 }

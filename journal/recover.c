@@ -194,24 +194,20 @@ int journal_open_ino_at(struct journal *j, uint64_t ino, int dirfd, const char *
 			int *ret_fd)
 {
 	struct jobj *o = obj_get(j, ino);
-	int fd, r;
+	bool dead;
+	int r = 0;
 
 	if (!o)
 		return -ENOENT;
-	if (atomic_load(&o->dead)) {
-		obj_put(o);
-		return -ENOENT;
-	}
-	fd = openat(dirfd, name, (flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW | O_CLOEXEC);
-	r = fd < 0 ? -errno : oc_check_backing(fd, o->dev, o->bino);
+	dead = atomic_load(&o->dead);
+	if (!dead)
+		r = oc_open_backing_at(dirfd, name, flags & ~(O_CREAT | O_EXCL | O_TRUNC), o->dev,
+				       o->bino, ret_fd);
 	obj_put(o);
-	if (r < 0) {
-		if (fd >= 0)
-			close(fd);
-		return r == -ENOENT || r == -ENOTDIR || r == -ELOOP ? -ESTALE : r;
-	}
-	*ret_fd = fd;
-	return 0;
+	if (dead)
+		return -ENOENT;
+	/* the name is gone, or leads to another object: the caller's belief is stale */
+	return r == -ENOENT || r == -ENOTDIR || r == -ELOOP ? -ESTALE : r;
 }
 
 int open_obj(struct journal *j, struct jobj *o, int flags, int *ret_fd)
