@@ -879,8 +879,12 @@ int cow_refresh_watermark(struct journal *j, struct jconn *c)
 
 /* ---- freeing ------------------------------------------------------------- */
 
+struct garbage_chunk {
+	uint64_t ino, chunk, interval;
+};
+
 struct cow_garbage {
-	struct { uint64_t ino, chunk, interval; } *chunks;
+	struct garbage_chunk *chunks;
 	size_t nchunks, cap;
 	uint64_t *orphans;
 	size_t norphans, ocap;
@@ -904,6 +908,73 @@ static int garbage_add_chunk(struct cow_garbage *g, uint64_t ino, uint64_t chunk
 	return 0;
 }
 
+static int chunk_cmp(const void *pa, const void *pb)
+{
+	const struct garbage_chunk *a = pa, *b = pb;
+
+	if (a->ino != b->ino)
+		return a->ino < b->ino ? -1 : 1;
+	if (a->interval != b->interval)
+		return a->interval < b->interval ? -1 : 1;
+	return a->chunk < b->chunk ? -1 : a->chunk > b->chunk;
+}
+
+/*
+ * The space the chunks of `g` take in their store files: the allocated
+ * blocks inside each chunk's range. A preserved hole takes nothing, nor
+ * does the part of a last chunk past the file's end. One pass of
+ * SEEK_DATA / SEEK_HOLE per store file, chunks in order (sorts g).
+ */
+static uint64_t garbage_chunk_bytes(struct journal *j, struct cow_garbage *g)
+{
+	uint64_t bytes = 0;
+	size_t i = 0, k;
+
+	qsort(g->chunks, g->nchunks, sizeof(*g->chunks), chunk_cmp);
+	for (; i < g->nchunks; i = k) {
+		off_t data = -1, hole = -1, blk = 4096;
+		struct stat st;
+		char name[64];
+		int fd;
+
+		for (k = i; k < g->nchunks && g->chunks[k].ino == g->chunks[i].ino &&
+			    g->chunks[k].interval == g->chunks[i].interval; k++)
+			;
+		snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, g->chunks[i].ino,
+			 g->chunks[i].interval);
+		fd = openat(j->cow_fd, name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;   /* nothing there (all holes, or freed): nothing to free */
+		if (fstat(fd, &st) == 0 && st.st_blksize > 0)
+			blk = st.st_blksize;
+		for (size_t c = i; c < k; c++) {
+			off_t pos = (off_t)(g->chunks[c].chunk * (uint64_t)CHUNK), end = pos + CHUNK;
+
+			while (pos < end) {
+				/* [data, hole) is the first data segment at or after pos */
+				if (pos >= hole) {
+					data = lseek(fd, pos, SEEK_DATA);
+					hole = data < 0 ? -1 : lseek(fd, data, SEEK_HOLE);
+					if (data < 0 || hole < 0) {
+						data = hole = INT64_MAX;   /* no data after pos */
+						break;
+					}
+				}
+				if (data >= end)
+					break;
+				/* the file's last block counts whole */
+				bytes += (uint64_t)(UTIL_MIN(end, (hole + blk - 1) / blk * blk) -
+						    UTIL_MAX(pos, data));
+				pos = UTIL_MIN(end, (hole + blk - 1) / blk * blk);
+			}
+			if (data == INT64_MAX)
+				break;
+		}
+		close(fd);
+	}
+	return bytes;
+}
+
 static int garbage_add_orphan(struct cow_garbage *g, uint64_t ino)
 {
 	if (g->norphans == g->ocap) {
@@ -922,7 +993,8 @@ static int garbage_add_orphan(struct cow_garbage *g, uint64_t ino)
 /*
  * The copy a deleted snapshot read (the earliest at or after its seq) is
  * garbage unless a remaining snapshot lies after the previous copy of the
- * same thing and at or before it. `skip_id` excludes one snapshot from
+ * same thing and at or before it, and sees the object (taken after its
+ * birth: an older snapshot never reads a file made after it). `skip_id` excludes one snapshot from
  * "remaining" (the one being deleted, or the one a dry run asks about).
  */
 static const char sql_chunks[] =
@@ -930,6 +1002,7 @@ static const char sql_chunks[] =
 	"WHERE c.interval >= ?1 AND c.interval = (SELECT min(c2.interval) FROM cow_chunk c2 "
 	"  WHERE c2.ino = c.ino AND c2.chunk = c.chunk AND c2.interval >= ?1) "
 	"AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id != ?2 AND s.seq <= c.interval "
+	"  AND s.seq >= coalesce((SELECT born_seq FROM objects WHERE ino = c.ino), 0) "
 	"  AND s.seq > coalesce((SELECT max(c3.interval) FROM cow_chunk c3 "
 	"    WHERE c3.ino = c.ino AND c3.chunk = c.chunk AND c3.interval < c.interval), 0))";
 static const char sql_attrs[] =
@@ -937,6 +1010,7 @@ static const char sql_attrs[] =
 	"WHERE a.interval >= ?1 AND a.interval = (SELECT min(a2.interval) FROM cow_attr a2 "
 	"  WHERE a2.ino = a.ino AND a2.interval >= ?1) "
 	"AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.id != ?2 AND s.seq <= a.interval "
+	"  AND s.seq >= coalesce((SELECT born_seq FROM objects WHERE ino = a.ino), 0) "
 	"  AND s.seq > coalesce((SELECT max(a3.interval) FROM cow_attr a3 "
 	"    WHERE a3.ino = a.ino AND a3.interval < a.interval), 0))";
 /*
@@ -983,18 +1057,17 @@ int cow_collect(struct journal *j, struct jconn *c, uint64_t seq, bool dry_run,
 		goto sqlerr;
 	sqlite3_bind_int64(s, 1, (int64_t)seq);
 	sqlite3_bind_int64(s, 2, (int64_t)skip_id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && r >= 0) {
-		bytes += (uint64_t)CHUNK;
-		if (!dry_run)
-			r = garbage_add_chunk(g, (uint64_t)sqlite3_column_int64(s, 0),
-					      (uint64_t)sqlite3_column_int64(s, 1),
-					      (uint64_t)sqlite3_column_int64(s, 2));
-	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && r >= 0)
+		r = garbage_add_chunk(g, (uint64_t)sqlite3_column_int64(s, 0),
+				      (uint64_t)sqlite3_column_int64(s, 1),
+				      (uint64_t)sqlite3_column_int64(s, 2));
 	sqlite3_finalize(s);
 	if (r < 0)
 		goto fail;
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		goto sqlerr;
+	if (ret_bytes)
+		bytes += garbage_chunk_bytes(j, g);
 
 	rc = sqlite3_prepare_v2(c->db, sql_orphans, -1, &s, NULL);
 	if (rc != SQLITE_OK)

@@ -449,7 +449,40 @@ assert_eq "deleted 'e4'" "$out" "expire --keep 2 deletes all but the newest 2"
 assert_eq "e5 e6" "$(ls "$M3/.snap" | tr '\n' ' ' | sed 's/ $//')" "the newest 2 stay"
 check "snap delete" "$MIRRORFS" snap delete "$M3" e5
 assert_errno stat "$M3/.snap/e5" ENOENT
-skip_check "expire never deletes a held snapshot" "no command holds a snapshot yet (journal_snap_hold is the replicator's)"
+# a mirror peer holds the last snapshot it received; paused, it stays there
+peer=$("$MIRRORFS" peer add "$M3" "file://$T/r3")
+check "peer add file:// (for a hold)" test -n "$peer"
+check "sync ships the waiting snapshot, e6" "$MIRRORFS" sync "$M3"
+check "pause the peer" "$MIRRORFS" pause "$M3"
+assert_eq "e6 peer:$peer" "$("$MIRRORFS" snap list "$M3" --json | jq -r '.[] | select(.hold) | "\(.name) \(.hold)"')" \
+	"snap list shows the peer's hold on what it received"
+echo more >"$M3/g"
+assert_ok mkdir "$M3/.snap/h1"
+assert_ok mkdir "$M3/.snap/h2"
+out=$("$MIRRORFS" snap expire "$M3" --keep 1 2>&1)
+assert_eq "0 kept 'e6': held by peer:$peer deleted 'h1'" "$? $(tr '\n' ' ' <<<"$out" | sed 's/ $//')" \
+	"expire --keep 1 passes over the held snapshot"
+assert_eq "e6 h2" "$(ls "$M3/.snap" | tr '\n' ' ' | sed 's/ $//')" "expire never deletes a held snapshot"
+out=$("$MIRRORFS" snap delete "$M3" e6 2>&1)
+assert_eq "1 mirrorfs: cannot delete snapshot 'e6' of '$M3': it is held (see 'mirrorfs snap list')" "$? $out" \
+	"snap delete of a held snapshot"
+check "peer remove releases its holds" "$MIRRORFS" peer remove "$M3" "$peer"
+assert_eq "" "$("$MIRRORFS" snap list "$M3" --json | jq -r '.[] | select(.hold) | .name')" "no hold left"
+check "snap delete h2" "$MIRRORFS" snap delete "$M3" h2
+rm -f "$M3/g"
+
+# exclusive_bytes is what deleting frees: the copies' blocks, not 64 KiB a chunk
+truncate -s 64M "$M3/sparse"
+printf x | dd of="$M3/sparse" bs=1 seek=1000000 conv=notrunc status=none
+head -c 1048576 /dev/urandom >"$M3/one"
+assert_ok mkdir "$M3/.snap/x"
+dd if=/dev/zero of="$M3/one" bs=1M count=1 conv=notrunc,fsync status=none
+truncate -s 0 "$M3/sparse"
+ex=$("$MIRRORFS" snap list "$M3" --json | jq '.[] | select(.name == "x") | .exclusive_bytes')
+check "exclusive_bytes counts 1 MiB overwritten and a 64 MiB sparse file's one block ($ex)" \
+	test "$ex" -ge $((1048576 + 512)) -a "$ex" -le $((1048576 + 65536))
+assert_ok rmdir "$M3/.snap/x"
+rm -f "$M3/one" "$M3/sparse"
 bad=$'bad\001\377name'
 assert_ok mkdir "$M3/.snap/$bad"
 json=$("$MIRRORFS" snap list "$M3" --json)

@@ -583,6 +583,106 @@ static void test_cow_attrs_orphans(void **state)
 	fx_close(f);
 }
 
+/* Bytes of the store file of `ino` for interval `seq` (0 if absent). */
+static uint64_t store_bytes(struct fx *f, uint64_t ino, uint64_t seq, off_t *ret_blksize)
+{
+	char name[96];
+	struct stat st;
+
+	snprintf(name, sizeof(name), ".mirrorfs/cow/%" PRIu64 ".%" PRIu64, ino, seq);
+	if (fstatat(f->root, name, &st, 0) < 0)
+		return 0;
+	if (ret_blksize)
+		*ret_blksize = st.st_blksize;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* exclusive_bytes of snapshot `name` as journal_snap_list() gives it */
+static uint64_t exclusive(struct fx *f, const char *name)
+{
+	struct journal_snap *v;
+	uint64_t b = UINT64_MAX;
+	size_t n;
+
+	assert_int_equal(journal_snap_list(f->j, true, &v, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			b = v[i].exclusive_bytes;
+	free(v);
+	assert_true(b != UINT64_MAX);
+	return b;
+}
+
+/*
+ * exclusive_bytes is what deleting the snapshot frees: the blocks its
+ * copies take, not 64 KiB per preserved chunk. A preserved hole takes
+ * nothing, a last chunk only its blocks.
+ */
+static void test_exclusive_bytes(void **state)
+{
+	struct fx *f = *state;
+	struct journal_snap s1, s2;
+	uint64_t a, b;
+	off_t blk = 0;
+	int fa, fb;
+
+	fx_open(f, 0);
+	a = mkfile(f, ROOT, f->root, "a", &fa);
+	b = mkfile(f, ROOT, f->root, "b", &fb);
+	put(f, a, fa, 'x', 0, 3 * CH + 100);           /* 3 chunks and 100 bytes */
+	resize(f, b, fb, 100 * CH);                    /* 6.4 MB, of which ... */
+	put(f, b, fb, 'x', 10 * CH, 4096);             /* ... 4 KiB of data */
+	assert_int_equal(journal_snap_create(f->j, "s1", &s1), 0);
+	assert_int_equal(exclusive(f, "s1"), 0);       /* nothing changed yet */
+
+	put(f, a, fa, 'y', 0, 3 * CH + 100);
+	resize(f, b, fb, 0);
+	assert_int_equal(journal_fsync(f->j, a, fa, true), 0);
+	assert_int_equal(journal_fsync(f->j, b, fb, true), 0);
+	assert_true(store_bytes(f, a, s1.seq, &blk) > 0);
+	assert_true(blk > 0);
+	assert_int_equal(store_bytes(f, a, s1.seq, NULL), 3 * CH + blk);
+	assert_int_equal(store_bytes(f, b, s1.seq, NULL), blk);
+	assert_int_equal(exclusive(f, "s1"), 3 * CH + 2 * blk);
+
+	/* a copy an older snapshot shares is not exclusive to the newer one */
+	assert_int_equal(journal_snap_create(f->j, "s2", &s2), 0);
+	assert_int_equal(exclusive(f, "s2"), 0);
+	put(f, a, fa, 'z', 0, 100);                    /* chunk 0 again, for s2 */
+	assert_int_equal(exclusive(f, "s2"), CH);
+	assert_int_equal(exclusive(f, "s1"), 3 * CH + 2 * blk);
+
+	assert_int_equal(journal_snap_delete(f->j, "s1"), 0);
+	assert_int_equal(store_bytes(f, a, s1.seq, NULL), 0);
+	assert_int_equal(store_bytes(f, b, s1.seq, NULL), 0);
+	assert_int_equal(exclusive(f, "s2"), CH);
+
+	/*
+	 * A file made after s2: s2 never reads the copies s3 needs, so they
+	 * are s3's alone, and deleting s3 frees them while s2 stays.
+	 */
+	{
+		struct journal_snap s3;
+		uint64_t c;
+		int fc;
+
+		c = mkfile(f, ROOT, f->root, "c", &fc);
+		put(f, c, fc, 'x', 0, 2 * CH);
+		assert_int_equal(journal_snap_create(f->j, "s3", &s3), 0);
+		put(f, c, fc, 'y', 0, 2 * CH);
+		assert_int_equal(journal_fsync(f->j, c, fc, true), 0);
+		assert_int_equal(exclusive(f, "s3"), 2 * CH);
+		assert_int_equal(exclusive(f, "s2"), CH);
+		assert_int_equal(journal_snap_delete(f->j, "s3"), 0);
+		assert_int_equal(store_bytes(f, c, s3.seq, NULL), 0);
+		assert_int_equal(exclusive(f, "s2"), CH);
+		close(fc);
+	}
+	close(fa);
+	close(fb);
+	fx_close(f);
+}
+
 static void test_snap_names_and_holds(void **state)
 {
 	struct fx *f = *state;
@@ -874,6 +974,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snap_attr_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exclusive_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
