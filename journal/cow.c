@@ -930,7 +930,8 @@ static uint64_t garbage_chunk_bytes(struct journal *j, struct cow_garbage *g)
 	uint64_t bytes = 0;
 	size_t i = 0, k;
 
-	qsort(g->chunks, g->nchunks, sizeof(*g->chunks), chunk_cmp);
+	if (g->nchunks > 1)
+		qsort(g->chunks, g->nchunks, sizeof(*g->chunks), chunk_cmp);
 	for (; i < g->nchunks; i = k) {
 		off_t data = -1, hole = -1, blk = 4096;
 		struct stat st;
