@@ -949,7 +949,7 @@ static uint64_t garbage_chunk_bytes(struct journal *j, struct cow_garbage *g)
 		if (fstat(fd, &st) == 0 && st.st_blksize > 0)
 			blk = st.st_blksize;
 		for (size_t c = i; c < k; c++) {
-			off_t pos = (off_t)(g->chunks[c].chunk * (uint64_t)CHUNK), end = pos + CHUNK;
+			off_t pos = (off_t)(g->chunks[c].chunk * (uint64_t)CHUNK), end = pos + CHUNK, next;
 
 			while (pos < end) {
 				/* [data, hole) is the first data segment at or after pos */
@@ -963,10 +963,10 @@ static uint64_t garbage_chunk_bytes(struct journal *j, struct cow_garbage *g)
 				}
 				if (data >= end)
 					break;
-				/* the file's last block counts whole */
-				bytes += (uint64_t)(UTIL_MIN(end, (hole + blk - 1) / blk * blk) -
-						    UTIL_MAX(pos, data));
-				pos = UTIL_MIN(end, (hole + blk - 1) / blk * blk);
+				/* up to the segment's end; the file's last block counts whole */
+				next = UTIL_MIN(end, (hole + blk - 1) / blk * blk);
+				bytes += (uint64_t)(next - UTIL_MAX(pos, data));
+				pos = next;
 			}
 			if (data == INT64_MAX)
 				break;
@@ -995,8 +995,9 @@ static int garbage_add_orphan(struct cow_garbage *g, uint64_t ino)
  * The copy a deleted snapshot read (the earliest at or after its seq) is
  * garbage unless a remaining snapshot lies after the previous copy of the
  * same thing and at or before it, and sees the object (taken after its
- * birth: an older snapshot never reads a file made after it). `skip_id` excludes one snapshot from
- * "remaining" (the one being deleted, or the one a dry run asks about).
+ * birth: an older snapshot never reads a file made after it). `skip_id`
+ * excludes one snapshot from "remaining" (the one being deleted, or the
+ * one a dry run asks about).
  */
 static const char sql_chunks[] =
 	"SELECT c.ino, c.chunk, c.interval FROM cow_chunk c "
