@@ -266,3 +266,39 @@ void u64map_free(struct u64map *m)
 	free(m->vals);
 	memset(m, 0, sizeof(*m));
 }
+
+int u64vec_push(struct u64vec *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		size_t nc = a->cap ? a->cap * 2 : 64;
+		uint64_t *nv = realloc(a->v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		a->v = nv;
+		a->cap = nc;
+	}
+	a->v[a->n++] = x;
+	return 0;
+}
+
+bool u64vec_has_sorted(const struct u64vec *a, uint64_t x)
+{
+	size_t lo = 0, hi = a->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (a->v[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < a->n && a->v[lo] == x;
+}
+
+void u64vec_free(struct u64vec *a)
+{
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}

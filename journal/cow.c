@@ -13,6 +13,7 @@
  * syscall runs. Attributes and xattrs likewise go to cow_attr. A file whose
  * last link goes is hard-linked into BACKING/.mirrorfs/orphans/<jino>.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -886,8 +887,7 @@ struct garbage_chunk {
 struct cow_garbage {
 	struct garbage_chunk *chunks;
 	size_t nchunks, cap;
-	uint64_t *orphans;
-	size_t norphans, ocap;
+	struct u64vec orphans;
 };
 
 static int garbage_add_chunk(struct cow_garbage *g, uint64_t ino, uint64_t chunk, uint64_t iv)
@@ -976,20 +976,6 @@ static uint64_t garbage_chunk_bytes(struct journal *j, struct cow_garbage *g)
 	return bytes;
 }
 
-static int garbage_add_orphan(struct cow_garbage *g, uint64_t ino)
-{
-	if (g->norphans == g->ocap) {
-		size_t nc = g->ocap ? g->ocap * 2 : 16;
-		uint64_t *n = realloc(g->orphans, nc * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		g->orphans = n;
-		g->ocap = nc;
-	}
-	g->orphans[g->norphans++] = ino;
-	return 0;
-}
 
 /*
  * The copy a deleted snapshot read (the earliest at or after its seq) is
@@ -1084,7 +1070,7 @@ int cow_collect(struct journal *j, struct jconn *c, uint64_t seq, bool dry_run,
 		if (j->orphan_fd >= 0 && fstatat(j->orphan_fd, oname, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			bytes += (uint64_t)st.st_blocks * 512;
 		if (!dry_run)
-			r = garbage_add_orphan(g, ino);
+			r = u64vec_push(&g->orphans, ino);
 	}
 	sqlite3_finalize(s);
 	if (r < 0)
@@ -1118,8 +1104,8 @@ int cow_collect(struct journal *j, struct jconn *c, uint64_t seq, bool dry_run,
 			r = db_exec_i64(c->db, "DELETE FROM cow_chunk WHERE ino=?1 AND chunk=?2 "
 					    "AND interval=?3", 3, v);
 		}
-		for (size_t i = 0; i < g->norphans && r >= 0; i++) {
-			int64_t v[1] = { (int64_t)g->orphans[i] };
+		for (size_t i = 0; i < g->orphans.n && r >= 0; i++) {
+			int64_t v[1] = { (int64_t)g->orphans.v[i] };
 			r = db_exec_i64(c->db, "DELETE FROM orphans WHERE ino=?1", 1, v);
 		}
 		if (r < 0)
@@ -1145,6 +1131,156 @@ fail:
  * the store files, remove store files that hold nothing any more, unlink
  * the freed orphans. With j == NULL only frees the list.
  */
+/* ---- after an unclean shutdown ------------------------------------------ */
+
+/* cow_each_row() callback: collect the column into a struct u64vec */
+static int row_push(void *arg, int64_t x)
+{
+	return u64vec_push(arg, (uint64_t)x);
+}
+
+/* "<ino>.<interval>" -> the two numbers; false for any other name */
+static bool store_name(const char *name, uint64_t *ino, uint64_t *interval)
+{
+	char *end;
+
+	if (name[0] < '0' || name[0] > '9')
+		return false;
+	errno = 0;
+	*ino = strtoull(name, &end, 10);
+	if (errno || *end != '.' || end[1] < '0' || end[1] > '9')
+		return false;
+	*interval = strtoull(end + 1, &end, 10);
+	return !errno && *end == '\0';
+}
+
+/*
+ * Punch the chunks of one store file that no cow_chunk row names; unlink
+ * it if no row names any. Adds what it freed to *freed.
+ */
+static int sweep_store_file(struct journal *j, const char *name, uint64_t *freed)
+{
+	struct u64vec rows = { 0 };
+	uint64_t ino, interval;
+	off_t pos = 0;
+	struct stat st;
+	int fd, r;
+
+	if (!store_name(name, &ino, &interval))
+		return 0;   /* not ours to judge */
+	r = cow_each_row(j, "SELECT chunk FROM cow_chunk WHERE ino=?1 AND interval=?2 "
+			 "ORDER BY chunk", ino, (int64_t)interval, row_push, &rows);
+	if (r < 0)
+		goto out;
+	if (rows.n == 0) {
+		if (fstatat(j->cow_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			*freed += (uint64_t)st.st_blocks * 512;
+		if (unlinkat(j->cow_fd, name, 0) < 0 && errno != ENOENT)
+			r = -errno;
+		goto out;
+	}
+	fd = openat(j->cow_fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	for (;;) {
+		off_t d = lseek(fd, pos, SEEK_DATA), h;
+
+		if (d < 0)
+			break;   /* ENXIO: no data after pos */
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h <= d)
+			break;
+		for (uint64_t c = (uint64_t)(d / CHUNK); (off_t)(c * (uint64_t)CHUNK) < h; c++) {
+			off_t a = (off_t)(c * (uint64_t)CHUNK);
+
+			if (u64vec_has_sorted(&rows, c))
+				continue;
+			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, a, CHUNK) < 0) {
+				r = -errno;
+				break;
+			}
+			*freed += (uint64_t)(UTIL_MIN(h, a + CHUNK) - UTIL_MAX(d, a));
+		}
+		if (r < 0)
+			break;
+		pos = h;
+	}
+	close(fd);
+out:
+	u64vec_free(&rows);
+	return r;
+}
+
+/* Unlink the orphan links no orphans row names. */
+static int sweep_orphan(struct journal *j, const char *name, uint64_t *freed)
+{
+	struct u64vec rows = { 0 };
+	struct stat st;
+	char *end;
+	uint64_t ino;
+	int r;
+
+	if (name[0] < '0' || name[0] > '9')
+		return 0;
+	errno = 0;
+	ino = strtoull(name, &end, 10);
+	if (errno || *end)
+		return 0;
+	r = cow_each_row(j, "SELECT ino FROM orphans WHERE ino=?1", ino, 0, row_push, &rows);
+	if (r >= 0 && rows.n == 0) {
+		if (fstatat(j->orphan_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink == 1)
+			*freed += (uint64_t)st.st_blocks * 512;
+		if (unlinkat(j->orphan_fd, name, 0) < 0 && errno != ENOENT)
+			r = -errno;
+	}
+	u64vec_free(&rows);
+	return r;
+}
+
+static int sweep_dir(struct journal *j, int dirfd,
+		     int (*fn)(struct journal *j, const char *name, uint64_t *freed),
+		     uint64_t *freed, unsigned *nfail)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((e = readdir(d)))
+		if (fn(j, e->d_name, freed) < 0)
+			(*nfail)++;
+	closedir(d);
+	return 0;
+}
+
+int cow_sweep(struct journal *j)
+{
+	uint64_t freed = 0;
+	unsigned nfail = 0;
+	int r = 0;
+
+	if (j->cow_fd >= 0)
+		r = sweep_dir(j, j->cow_fd, sweep_store_file, &freed, &nfail);
+	if (r >= 0 && j->orphan_fd >= 0)
+		r = sweep_dir(j, j->orphan_fd, sweep_orphan, &freed, &nfail);
+	if (r < 0 || nfail)
+		log_warning("journal: snapshot store of '%s': could not check %u entries: %s", j->backing,
+			 nfail, strerror(r < 0 ? -r : EIO));
+	if (freed)
+		log_notice("journal: freed %" PRIu64 " bytes of the snapshot store of '%s' that an "
+			   "interrupted copy or deletion had left behind", freed, j->backing);
+	return 0;
+}
+
 void cow_garbage_free_data(struct journal *j, struct cow_garbage *g)
 {
 	if (!g)
@@ -1167,13 +1303,13 @@ void cow_garbage_free_data(struct journal *j, struct cow_garbage *g)
 			unlinkat(j->cow_fd, name, 0);
 		close(fd);
 	}
-	for (size_t i = 0; j && i < g->norphans; i++) {
+	for (size_t i = 0; j && i < g->orphans.n; i++) {
 		char oname[32];
 
-		snprintf(oname, sizeof(oname), "%" PRIu64, g->orphans[i]);
+		snprintf(oname, sizeof(oname), "%" PRIu64, g->orphans.v[i]);
 		unlinkat(j->orphan_fd, oname, 0);
 	}
 	free(g->chunks);
-	free(g->orphans);
+	u64vec_free(&g->orphans);
 	free(g);
 }

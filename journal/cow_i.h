@@ -58,6 +58,13 @@ int cow_before_attr(struct journal *j, struct jobj *o, int fd);
  * (so the file's st_nlink counts that link from now on), else 0, or -errno.
  */
 int cow_before_unlink(struct journal *j, struct jobj *o, int dirfd, const char *name, nlink_t nlink);
+/*
+ * After an unclean shutdown (journal open, single-threaded): give back the
+ * store space that no row names - copies written but never committed,
+ * rows deleted but their data never punched, orphan links never recorded
+ * or whose row is gone. Best effort: logs what it cannot do, returns 0.
+ */
+int cow_sweep(struct journal *j);
 /* Free the cow_state of an object being dropped from memory. */
 void cow_state_release(struct cow_state *c);
 /*

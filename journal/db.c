@@ -1053,6 +1053,7 @@ int journal_open(const char *backing, const struct journal_open_opts *opts,
 		r = recover_dirty(j);
 		if (r < 0)
 			goto fail;
+		cow_sweep(j);
 	} else {
 		r = db_meta_set_int(j->wconn, "clean", 0);
 		if (r < 0)

@@ -41,8 +41,7 @@ struct scan {
 	struct dent *un, *ln;
 	size_t nun, capun, nln, capln;
 	struct u64map created, data, attr, alive_p, alive_s;
-	uint64_t *cre;
-	size_t ncre, capcre;
+	struct u64vec cre;
 };
 
 static int sdir_add(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
@@ -136,16 +135,9 @@ static int mark_created(struct scan *sc, uint64_t ino, mode_t type)
 	r = u64map_put(&sc->created, ino, type);
 	if (r < 0)
 		return r;
-	if (sc->ncre == sc->capcre) {
-		size_t nc = sc->capcre ? sc->capcre * 2 : 64;
-		uint64_t *nv = realloc(sc->cre, nc * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		sc->cre = nv;
-		sc->capcre = nc;
-	}
-	sc->cre[sc->ncre++] = ino;
+	r = u64vec_push(&sc->cre, ino);
+	if (r < 0)
+		return r;
 	r = u64map_put(&sc->attr, ino, 1);
 	if (r >= 0 && type == S_IFREG)
 		r = u64map_put(&sc->data, ino, 1);
@@ -290,15 +282,15 @@ int journal_diff_scan(struct journal *j, uint64_t from_id, uint64_t to_id,
 			qsort(sc.un, sc.nun, sizeof(*sc.un), dent_cmp_unlink);
 		if (sc.nln)
 			qsort(sc.ln, sc.nln, sizeof(*sc.ln), dent_cmp_link);
-		if (sc.ncre)
-			qsort(sc.cre, sc.ncre, sizeof(*sc.cre), u64_cmp);
+		if (sc.cre.n)
+			qsort(sc.cre.v, sc.cre.n, sizeof(*sc.cre.v), u64_cmp);
 		r = emit_entries(JDIFF_UNLINK, sc.un, sc.nun, cb, arg);
 	}
-	for (size_t i = 0; r >= 0 && i < sc.ncre; i++) {
+	for (size_t i = 0; r >= 0 && i < sc.cre.n; i++) {
 		uint64_t type = 0;
-		struct journal_diff e = { .kind = JDIFF_CREATE, .ino = sc.cre[i] };
+		struct journal_diff e = { .kind = JDIFF_CREATE, .ino = sc.cre.v[i] };
 
-		u64map_get(&sc.created, sc.cre[i], &type);
+		u64map_get(&sc.created, sc.cre.v[i], &type);
 		e.type = (uint32_t)type;
 		r = cb(arg, &e);
 	}
@@ -343,7 +335,7 @@ int journal_diff_scan(struct journal *j, uint64_t from_id, uint64_t to_id,
 	free(v);
 	dents_free(sc.un, sc.nun);
 	dents_free(sc.ln, sc.nln);
-	free(sc.cre);
+	u64vec_free(&sc.cre);
 	u64map_free(&sc.created);
 	u64map_free(&sc.data);
 	u64map_free(&sc.attr);

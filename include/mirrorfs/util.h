@@ -50,6 +50,17 @@ int u64map_put(struct u64map *m, uint64_t k, uint64_t v);
 bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret);
 void u64map_free(struct u64map *m);
 
+/* A growing array of u64. */
+struct u64vec {
+	uint64_t *v;
+	size_t n, cap;
+};
+/* Append; -ENOMEM (the array unchanged) if it cannot grow. */
+int u64vec_push(struct u64vec *a, uint64_t x);
+/* Is x in a, whose elements are in ascending order? */
+bool u64vec_has_sorted(const struct u64vec *a, uint64_t x);
+void u64vec_free(struct u64vec *a);
+
 /* Cleanup helpers (systemd style); use either these or goto out, not both. */
 static inline void util_freep(void *p) { free(*(void **)p); }
 static inline void util_closep(int *fd)

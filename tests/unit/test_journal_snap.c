@@ -683,6 +683,90 @@ static void test_exclusive_bytes(void **state)
 	fx_close(f);
 }
 
+/* Write `len` bytes of `c` at `off` of BACKING/rel, outside the journal. */
+static void raw_put(struct fx *f, const char *rel, char c, off_t off, size_t len)
+{
+	char p[256], *b = malloc(len);
+	int fd;
+
+	assert_non_null(b);
+	memset(b, c, len);
+	snprintf(p, sizeof(p), "%s/%s", f->dir, rel);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, b, len, off), (ssize_t)len);
+	close(fd);
+	free(b);
+}
+
+/*
+ * A process killed between writing a copy and committing its row, or
+ * between deleting rows and punching their data, leaves store data no row
+ * names. The next open after such an unclean shutdown gives it back, and
+ * keeps every byte a snapshot still reads.
+ */
+static void test_sweep_after_unclean(void **state)
+{
+	struct fx *f = *state;
+	struct journal_snap s1;
+	char store[96], stray[96], junk_orphan[96];
+	uint64_t a, k;
+	struct stat st;
+	int fa, fk;
+
+	fx_open(f, 0);
+	a = mkfile(f, ROOT, f->root, "a", &fa);
+	k = mkfile(f, ROOT, f->root, "keep", &fk);
+	put(f, a, fa, 'x', 0, 2 * CH);
+	put(f, k, fk, 'k', 0, 100);
+	assert_int_equal(journal_snap_create(f->j, "s1", &s1), 0);
+	put(f, a, fa, 'y', 0, 10);                     /* chunk 0 preserved for s1 */
+	close(fa);
+	close(fk);
+	fx_close(f);
+
+	snprintf(store, sizeof(store), ".mirrorfs/cow/%" PRIu64 ".%" PRIu64, a, s1.seq);
+	snprintf(stray, sizeof(stray), ".mirrorfs/cow/%" PRIu64 ".%" PRIu64, a, s1.seq + 1000);
+	snprintf(junk_orphan, sizeof(junk_orphan), ".mirrorfs/orphans/%" PRIu64, k + 1000);
+	raw_put(f, store, 'j', 5 * CH, CH);            /* a chunk no row names */
+	raw_put(f, stray, 'j', 0, 3 * CH);             /* a store file no row names */
+	raw_put(f, ".mirrorfs/cow/notes.txt", 'n', 0, 10);   /* not a store name: left */
+	{
+		int dfd = open(f->dir, O_PATH | O_DIRECTORY);
+
+		assert_true(dfd >= 0);
+		assert_int_equal(linkat(dfd, "keep", dfd, junk_orphan, 0), 0);
+		close(dfd);
+	}
+	q_exec(f, "UPDATE meta SET value=0 WHERE key='clean'");
+
+	fx_open(f, 0);
+	{
+		int fd = openat(f->root, store, O_RDONLY);
+
+		assert_true(fd >= 0);
+		assert_int_equal(lseek(fd, 0, SEEK_DATA), 0);              /* s1's copy stays */
+		assert_int_equal(lseek(fd, CH, SEEK_DATA), -1);            /* the stray chunk went */
+		assert_int_equal(errno, ENXIO);
+		close(fd);
+	}
+	assert_int_equal(fstatat(f->root, stray, &st, 0), -1);
+	assert_int_equal(fstatat(f->root, junk_orphan, &st, 0), -1);
+	assert_int_equal(fstatat(f->root, ".mirrorfs/cow/notes.txt", &st, 0), 0);
+	assert_int_equal(fstatat(f->root, "keep", &st, 0), 0);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(snap_byte(f, s1.id, a, 0), 'x');
+	assert_int_equal(snap_byte(f, s1.id, a, CH + 1), 'x');
+	assert_int_equal(exclusive(f, "s1"), CH);
+	fx_close(f);
+
+	/* a clean open sweeps nothing: a stray copy then stays until an unclean one */
+	raw_put(f, stray, 'j', 0, CH);
+	fx_open(f, 0);
+	assert_int_equal(fstatat(f->root, stray, &st, 0), 0);
+	fx_close(f);
+}
+
 static void test_snap_names_and_holds(void **state)
 {
 	struct fx *f = *state;
@@ -975,6 +1059,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_segs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclusive_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_after_unclean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
