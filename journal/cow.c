@@ -812,7 +812,7 @@ int cow_sync(struct journal *j, struct jobj *o)
 		o->cow.unsynced_more = false;
 	}
 	pthread_rwlock_unlock(lk);
-	return 0;
+	return 1;
 }
 
 /* ---- life cycle ----------------------------------------------------------- */

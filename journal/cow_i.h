@@ -71,7 +71,9 @@ void cow_state_release(struct cow_state *c);
  * Make the preserved copies of `o` durable (fdatasync of its store files
  * with copies since the last call): an fsync of the live file runs this
  * first, so that a power loss cannot keep the overwrite and lose the old
- * data a snapshot reads.
+ * data a snapshot reads. 1 if there were copies to sync (their rows, only
+ * committed against the death of the process, must then be made durable
+ * too before the file is synced), 0 if none, or -errno.
  */
 int cow_sync(struct journal *j, struct jobj *o);
 

@@ -1155,11 +1155,21 @@ int journal_fsync(struct journal *j, uint64_t ino, int fd, bool datasync)
 	struct jrec rec = { .op = JREC_SYNC };
 
 	if (fd >= 0 && !(j->flags & JOURNAL_OPEN_READONLY)) {
-		/* the old data snapshots read must not be lost while the new is kept */
+		/*
+		 * The old data snapshots read, and the rows that say where it
+		 * is, must not be lost while the new data is kept: the copies
+		 * first, then their rows (a commit with synchronous=FULL syncs
+		 * the WAL, and the rows with it), then the file.
+		 */
 		struct jobj *o = obj_get(j, ino);
 		int r = o ? cow_sync(j, o) : 0;
 
 		obj_put(o);
+		if (r > 0) {
+			struct jrec rows = { .op = JREC_SYNC };
+
+			r = writer_submit_wait(j, &rows);
+		}
 		if (r < 0)
 			return r;
 	}

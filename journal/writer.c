@@ -887,6 +887,13 @@ static int batch_apply(struct journal *j, struct jrec *recs, size_t n)
 	r = db_meta_set_int(j->wconn, "next_seq", (int64_t)j->next_seq);
 	if (r == 0)
 		r = db_meta_set_int(j->wconn, "next_ino", (int64_t)atomic_load(&j->next_ino));
+	/*
+	 * A commit that changes no page writes nothing to the WAL, so it
+	 * syncs nothing either: a batch that must make everything before it
+	 * durable changes one row for sure.
+	 */
+	if (r == 0 && want_full)
+		r = db_meta_set_int(j->wconn, "synced_ns", util_now_ns());
 	if (r < 0)
 		goto fail;
 	r = db_exec_stmt(j->wconn, ST_COMMIT);

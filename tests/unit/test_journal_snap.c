@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -767,6 +768,81 @@ static void test_sweep_after_unclean(void **state)
 	fx_close(f);
 }
 
+/*
+ * The order of the syncs: this program's fsync() and fdatasync() stand in
+ * for libc's (for the journal, linked in, and for libsqlite3 alike) and,
+ * while sync_log_on, note what each synced: 'S' a store file, 'W' the
+ * journal's WAL, 'F' anything else.
+ */
+static bool sync_log_on;
+static char sync_log[64];
+static size_t sync_log_n;
+
+static void sync_note(int fd)
+{
+	char link[64], path[512];
+	ssize_t n;
+
+	if (!sync_log_on || sync_log_n + 1 >= sizeof(sync_log))
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n < 0)
+		return;
+	path[n] = 0;
+	sync_log[sync_log_n++] = strstr(path, "/.mirrorfs/cow/") ? 'S' :
+				 strstr(path, "journal.db-wal") ? 'W' : 'F';
+	sync_log[sync_log_n] = 0;
+}
+
+int fsync(int fd)
+{
+	sync_note(fd);
+	return (int)syscall(SYS_fsync, fd);
+}
+
+int fdatasync(int fd)
+{
+	sync_note(fd);
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+/*
+ * An fsync of a file overwritten after a snapshot makes the old data
+ * durable first, then the rows that say where it is, then the file: a
+ * power loss can keep the new data only with the old and its rows. The
+ * rows were committed only against the death of the process, and nothing
+ * else is pending, so the WAL is synced for them alone.
+ */
+static void test_fsync_order(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a;
+	int fa;
+
+	fx_open(f, 0);
+	a = mkfile(f, ROOT, f->root, "a", &fa);
+	put(f, a, fa, 'x', 0, 2 * CH);
+	assert_int_equal(journal_fsync(f->j, a, fa, false), 0);
+	snap(f, "s1");
+	put(f, a, fa, 'y', 0, 10);                     /* a copy and its row */
+	assert_int_equal(journal_flush(f->j), 0);      /* nothing left to commit */
+	sync_log_n = 0;
+	sync_log_on = true;
+	assert_int_equal(journal_fsync(f->j, a, fa, false), 0);
+	sync_log_on = false;
+	assert_non_null(strstr(sync_log, "SWF"));
+	/* no copies since: no store sync, no sync of the rows before the file */
+	sync_log_n = 0;
+	sync_log_on = true;
+	assert_int_equal(journal_fsync(f->j, a, fa, false), 0);
+	sync_log_on = false;
+	assert_null(strchr(sync_log, 'S'));
+	assert_int_equal(sync_log[0], 'F');
+	close(fa);
+	fx_close(f);
+}
+
 static void test_snap_names_and_holds(void **state)
 {
 	struct fx *f = *state;
@@ -1060,6 +1136,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cow_attrs_orphans, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exclusive_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_after_unclean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_names_and_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_diff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
