@@ -1213,10 +1213,25 @@ out:
 	return r;
 }
 
-/* Unlink the orphan links no orphans row names. */
+/*
+ * An orphan link no orphans row names: unlink it, unless a snapshot may
+ * still read the file through it. A power loss can keep the unlink of the
+ * file's last name and lose the row committed before it (not synced): the
+ * row is then written again, and freeing goes on by the usual rule.
+ */
+static const char sql_orphan_fate[] =
+	"SELECT CASE "
+	"WHEN EXISTS (SELECT 1 FROM orphans WHERE ino=?1) THEN 0 "
+	"WHEN NOT EXISTS (SELECT 1 FROM objects WHERE ino=?1) THEN 1 "
+	"WHEN EXISTS (SELECT 1 FROM ns WHERE ino=?1 AND died_seq IS NULL) THEN 1 "
+	"WHEN EXISTS (SELECT 1 FROM snapshots s, objects o WHERE o.ino=?1 "
+	"  AND s.seq >= o.born_seq AND (o.died_seq IS NULL OR o.died_seq > s.seq)) THEN 2 "
+	"ELSE 1 END";
+
 static int sweep_orphan(struct journal *j, const char *name, uint64_t *freed)
 {
-	struct u64vec rows = { 0 };
+	struct u64vec fate = { 0 };
+	struct jconn *c;
 	struct stat st;
 	char *end;
 	uint64_t ino;
@@ -1228,14 +1243,24 @@ static int sweep_orphan(struct journal *j, const char *name, uint64_t *freed)
 	ino = strtoull(name, &end, 10);
 	if (errno || *end)
 		return 0;
-	r = cow_each_row(j, "SELECT ino FROM orphans WHERE ino=?1", ino, 0, row_push, &rows);
-	if (r >= 0 && rows.n == 0) {
-		if (fstatat(j->orphan_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink == 1)
-			*freed += (uint64_t)st.st_blocks * 512;
-		if (unlinkat(j->orphan_fd, name, 0) < 0 && errno != ENOENT)
-			r = -errno;
+	r = cow_each_row(j, sql_orphan_fate, ino, 0, row_push, &fate);
+	if (r < 0 || fate.n != 1 || fate.v[0] == 0)
+		goto out;
+	if (fate.v[0] == 2) {
+		int64_t v[1] = { (int64_t)ino };
+
+		r = jtxn_begin(j, false, &c);
+		if (r >= 0)
+			r = jtxn_end(j, c, db_exec_i64(c->db,
+				"INSERT OR IGNORE INTO orphans(ino) VALUES(?1)", 1, v));
+		goto out;
 	}
-	u64vec_free(&rows);
+	if (fstatat(j->orphan_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink == 1)
+		*freed += (uint64_t)st.st_blocks * 512;
+	if (unlinkat(j->orphan_fd, name, 0) < 0 && errno != ENOENT)
+		r = -errno;
+out:
+	u64vec_free(&fate);
 	return r;
 }
 
