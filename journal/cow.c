@@ -37,6 +37,11 @@ void cow_procpath(char buf[64], int fd)
 	snprintf(buf, 64, "/proc/self/fd/%d", fd);
 }
 
+void cow_store_name(char buf[COW_STORE_NAME_MAX], uint64_t ino, uint64_t interval)
+{
+	snprintf(buf, COW_STORE_NAME_MAX, "%" PRIu64 ".%" PRIu64, ino, interval);
+}
+
 pthread_rwlock_t *cow_stripe(struct journal *j, uint64_t ino)
 {
 	return &j->cow_stripe[(ino * 0x9E3779B97F4A7C15ULL) >> 58];
@@ -472,7 +477,7 @@ static int preserve_chunks_locked(struct journal *j, struct jobj *o, int fd,
 		"INSERT OR IGNORE INTO cow_chunk(ino, chunk, interval) VALUES(?1, ?2, ?3)";
 	uint64_t *todo = NULL;
 	size_t ntodo = 0;
-	char path[64], name[64];
+	char path[64], name[COW_STORE_NAME_MAX];
 	int src = -1, dst = -1, r = 0, rc;
 	struct jconn *c;
 	sqlite3_stmt *s;
@@ -497,7 +502,7 @@ static int preserve_chunks_locked(struct journal *j, struct jobj *o, int fd,
 		r = -errno;
 		goto out;
 	}
-	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, o->ino, interval);
+	cow_store_name(name, o->ino, interval);
 	dst = openat(j->cow_fd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (dst < 0) {
 		r = -errno;
@@ -749,10 +754,10 @@ void cow_state_release(struct cow_state *c)
 
 static int sync_store_file(struct journal *j, uint64_t ino, uint64_t interval)
 {
-	char name[64];
+	char name[COW_STORE_NAME_MAX];
 	int fd, r = 0;
 
-	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, ino, interval);
+	cow_store_name(name, ino, interval);
 	fd = openat(j->cow_fd, name, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;   /* freed since: nothing to keep */
@@ -935,14 +940,13 @@ static uint64_t garbage_chunk_bytes(struct journal *j, struct cow_garbage *g)
 	for (; i < g->nchunks; i = k) {
 		off_t data = -1, hole = -1, blk = 4096;
 		struct stat st;
-		char name[64];
+		char name[COW_STORE_NAME_MAX];
 		int fd;
 
 		for (k = i; k < g->nchunks && g->chunks[k].ino == g->chunks[i].ino &&
 			    g->chunks[k].interval == g->chunks[i].interval; k++)
 			;
-		snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, g->chunks[i].ino,
-			 g->chunks[i].interval);
+		cow_store_name(name, g->chunks[i].ino, g->chunks[i].interval);
 		fd = openat(j->cow_fd, name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;   /* nothing there (all holes, or freed): nothing to free */
@@ -1139,7 +1143,7 @@ static int row_push(void *arg, int64_t x)
 	return u64vec_push(arg, (uint64_t)x);
 }
 
-/* "<ino>.<interval>" -> the two numbers; false for any other name */
+/* cow_store_name() read back: false for any other name */
 static bool store_name(const char *name, uint64_t *ino, uint64_t *interval)
 {
 	char *end;
@@ -1270,16 +1274,10 @@ static int sweep_dir(struct journal *j, int dirfd,
 {
 	struct dirent *e;
 	DIR *d;
-	int fd;
+	int r = util_opendirat(dirfd, ".", 0, &d);
 
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
+	if (r < 0)
+		return r;
 	while ((e = readdir(d)))
 		if (fn(j, e->d_name, freed) < 0)
 			(*nfail)++;
@@ -1311,12 +1309,11 @@ void cow_garbage_free_data(struct journal *j, struct cow_garbage *g)
 	if (!g)
 		return;
 	for (size_t i = 0; j && i < g->nchunks; i++) {
-		char name[64];
+		char name[COW_STORE_NAME_MAX];
 		int fd;
 		off_t hole;
 
-		snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, g->chunks[i].ino,
-			 g->chunks[i].interval);
+		cow_store_name(name, g->chunks[i].ino, g->chunks[i].interval);
 		fd = openat(j->cow_fd, name, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			continue;

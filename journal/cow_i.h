@@ -98,5 +98,8 @@ void cow_garbage_free_data(struct journal *j, struct cow_garbage *g);
 int cow_read_xattrs(int fd, char **ret, size_t *ret_len);
 /* "/proc/self/fd/N" */
 void cow_procpath(char buf[64], int fd);
+/* The name of the store file of `ino`'s copies made in `interval`, in j->cow_fd. */
+#define COW_STORE_NAME_MAX 48
+void cow_store_name(char buf[COW_STORE_NAME_MAX], uint64_t ino, uint64_t interval);
 
 #endif /* MIRRORFS_JOURNAL_COW_I_H */

@@ -66,18 +66,12 @@ int backing_children(struct journal *j, int dirfd, bool is_root, char ***ret, si
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	DIR *d;
-	int fd, r = 0;
+	int r;
 
 	(void)j;
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		r = -errno;
-		close(fd);
+	r = util_opendirat(dirfd, ".", 0, &d);
+	if (r < 0)
 		return r;
-	}
 	for (;;) {
 		errno = 0;
 		de = readdir(d);

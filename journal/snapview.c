@@ -711,13 +711,13 @@ fail:
 
 static int store_fd(struct journal_snapfile *f, uint64_t interval)
 {
-	char name[64];
+	char name[COW_STORE_NAME_MAX];
 	int fd;
 
 	for (size_t i = 0; i < f->nstore; i++)
 		if (f->store[i].interval == interval)
 			return f->store[i].fd;
-	snprintf(name, sizeof(name), "%" PRIu64 ".%" PRIu64, f->ino, interval);
+	cow_store_name(name, f->ino, interval);
 	fd = openat(f->j->cow_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

@@ -415,7 +415,7 @@ static int leftover_merge(struct recv *c, uint64_t aside, uint64_t dir)
 	char name[24];
 	struct dirent *de;
 	uint64_t dj;
-	int afd, dfd, r = 0;
+	int dfd, r = 0;
 	DIR *d;
 
 	if (!aside)
@@ -424,13 +424,9 @@ static int leftover_merge(struct recv *c, uint64_t aside, uint64_t dir)
 	r = dir_get_or_fail(c, dir, &dfd, &dj);
 	if (r < 0)
 		return r;
-	afd = openat(c->staging_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (afd < 0 || !(d = fdopendir(afd))) {
-		r = -errno;
-		if (afd >= 0)
-			close(afd);
+	r = util_opendirat(c->staging_fd, name, O_NOFOLLOW, &d);
+	if (r < 0)
 		return repl_recv_fail(c, r, "cannot read the leftover directory %" PRIu64, aside);
-	}
 	while (r == 0 && (errno = 0, de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;

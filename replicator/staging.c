@@ -79,18 +79,12 @@ int repl_recv_staging_get(struct recv *c)
 /* Entries of an O_PATH directory fd other than . and .. (up to 2 counted). */
 static int dir_count(int dirfd, int *ret_n)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *de;
 	DIR *d;
-	int n = 0;
+	int n = 0, r = util_opendirat(dirfd, ".", 0, &d);
 
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
+	if (r < 0)
+		return r;
 	while (n < 2 && (errno = 0, de = readdir(d))) {
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			n++;
@@ -129,18 +123,13 @@ int repl_recv_staging_remove(struct recv *c)
 
 int repl_recv_root_is_empty(struct recv *c)
 {
-	int fd = openat(c->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *de;
 	bool empty = true;
 	DIR *d;
+	int r = util_opendirat(c->rootfd, ".", 0, &d);
 
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
+	if (r < 0)
+		return r;
 	while (empty && (de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
 		    strcmp(de->d_name, JOURNAL_STATE_DIR) && strcmp(de->d_name, REPL_STAGING_NAME))

@@ -2,6 +2,7 @@
 #ifndef MIRRORFS_UTIL_H
 #define MIRRORFS_UTIL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,12 @@ struct u64map {
 int u64map_put(struct u64map *m, uint64_t k, uint64_t v);
 bool u64map_get(const struct u64map *m, uint64_t k, uint64_t *ret);
 void u64map_free(struct u64map *m);
+
+/*
+ * opendir() of `name` in `dirfd` ("." for dirfd itself), close-on-exec;
+ * `flags` are more open(2) flags (O_NOFOLLOW). -errno on failure.
+ */
+int util_opendirat(int dirfd, const char *name, int flags, DIR **ret);
 
 /* A growing array of u64. */
 struct u64vec {
